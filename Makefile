@@ -1,0 +1,39 @@
+# visdeploy — every target sets up what it needs on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+MODEL  ?= tevit
+PRESET ?= tiny
+OUT    ?= artifacts/$(MODEL)
+CHECKPOINT ?=
+
+.PHONY: setup test test-gpu lint demo export clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "[setup] installing visdeploy with extras export, eval, dev (first run downloads torch: a few minutes)"
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[export,eval,dev]"
+	@touch $(STAMP)
+	@echo "[setup] done: $(VENV)"
+
+test: setup
+	$(PY) -m pytest -q tests
+
+test-gpu: setup
+	$(PY) -m pytest -q -m gpu tests
+
+lint: setup
+	$(PY) -m ruff check .
+
+export: setup
+	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+
+demo: setup
+	$(PY) -m demo
+
+clean:
+	rm -rf artifacts demo_out .pytest_cache

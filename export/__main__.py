@@ -1,0 +1,50 @@
+"""``python -m export MODEL --preset P [--checkpoint C] --out DIR``: ONNX + checks + manifest."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from export.graph_checks import format_histogram
+from export.onnx_export import DEFAULT_OPSET, SUPPORTED_OPSETS, ExportError
+from export.parity import ParityError
+from models.errors import CheckpointError, UnknownModelError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
+    parser.add_argument("model", help="model name (tevit, ifc, vistr)")
+    parser.add_argument("--preset", default="tiny", help="size preset (default: tiny)")
+    parser.add_argument("--checkpoint", default=None, help="weights (.pth); default: checkpoints/<model>_<preset>.pth if present")
+    parser.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need full unpickling")
+    parser.add_argument("--out", default=None, help="artifact directory (default: artifacts/<model>)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, choices=SUPPORTED_OPSETS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="[export] %(message)s")
+    logging.getLogger("visdeploy").setLevel(logging.INFO)
+    from export.artifacts import export_artifacts  # heavy: torch, onnx
+
+    out = args.out or f"artifacts/{args.model}"
+    try:
+        result = export_artifacts(args.model, args.preset, out, checkpoint=args.checkpoint,
+                                  trust_checkpoint=args.trust_checkpoint, opset=args.opset)
+    except (UnknownModelError, CheckpointError, ExportError, ParityError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    size_mb = result.onnx_path.stat().st_size / 2**20
+    print(f"\n{result.onnx_path}  ({size_mb:.1f} MiB, opset {result.graph['opset']}, "
+          f"{sum(result.graph['ops'].values())} nodes)")
+    print("op histogram:\n" + format_histogram(result.graph["ops"]))
+    worst = ", ".join(f"{k} {v:.2g}" for k, v in result.parity.max_abs.items())
+    print(f"parity vs PyTorch (max abs over {len(result.parity.cases)} cases): {worst}")
+    print(f"manifest: {result.directory / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

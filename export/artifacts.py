@@ -1,0 +1,96 @@
+"""Export a model into an artifact directory: ONNX, graph checks, parity, manifest (phase-logged)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from export.graph_checks import check_graph
+from export.manifest import artifact_entry, build_manifest
+from export.onnx_export import DEFAULT_OPSET, export_onnx
+from export.parity import DEFAULT_CASES, ParityReport, check_parity
+from models import build_model
+from runtime.manifest import write_manifest
+
+log = logging.getLogger("visdeploy.export")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+RANDOM_INIT_SEED = 0
+
+
+@dataclass
+class ExportResult:
+    """What ``export_artifacts`` produced."""
+
+    directory: Path
+    onnx_path: Path
+    manifest: dict
+    graph: dict
+    parity: ParityReport
+
+
+def default_checkpoint(name: str, preset: str) -> Path | None:
+    """The repository's trained checkpoint for ``name``/``preset`` (``checkpoints/``), if any."""
+    path = CHECKPOINT_DIR / f"{name}_{preset}.pth"
+    return path if path.is_file() else None
+
+
+class _Phase:
+    """Logs ``<what>…`` then ``<what> finished in X s``."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        log.info("%s…", self.what)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            log.info("%s finished in %.1f s", self.what, time.perf_counter() - self.start)
+
+
+def export_artifacts(
+    name: str,
+    preset: str,
+    out_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    trust_checkpoint: bool = False,
+    opset: int = DEFAULT_OPSET,
+    parity_cases: tuple[tuple[int, int], ...] = DEFAULT_CASES,
+) -> ExportResult:
+    """Build ``name``/``preset``, export ``model.onnx`` into ``out_dir``, check it, write the manifest.
+
+    Without ``checkpoint`` the repository's checkpoint is used when one exists; otherwise a seeded
+    random init, with a warning that outputs are meaningless. Raises ``ParityError`` (nothing is
+    written to the manifest) when onnxruntime and PyTorch disagree beyond tolerance.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = checkpoint or default_checkpoint(name, preset)
+    if checkpoint is None:
+        log.warning("no checkpoint for %s/%s: exporting a seeded random init — outputs are "
+                    "meaningless (pass --checkpoint PATH for real weights)", name, preset)
+    torch.manual_seed(RANDOM_INIT_SEED)
+    with _Phase(f"Building {name}/{preset}"):
+        model = build_model(name, preset, checkpoint, trust_checkpoint=trust_checkpoint)
+    manifest_path = out_dir / "manifest.json"
+    manifest_path.unlink(missing_ok=True)  # never leave a manifest that describes an old file
+    onnx_path = out_dir / "model.onnx"
+    with _Phase(f"Exporting ONNX (dynamo, opset {opset}) to {onnx_path}"):
+        export_onnx(model, onnx_path, opset=opset)
+    with _Phase("Checking graph (onnx.checker full, shape inference, domains)"):
+        graph = check_graph(onnx_path)
+    with _Phase(f"Parity onnxruntime vs PyTorch at (B, T) = {list(parity_cases)}"):
+        parity = check_parity(model, onnx_path, cases=parity_cases)
+    entry = artifact_entry(out_dir, onnx_path.name, kind="onnx", precision="fp32", opset=graph["opset"])
+    manifest = build_manifest(model, out_dir, [entry], checkpoint=str(checkpoint) if checkpoint else None,
+                              parity=parity.as_manifest())
+    write_manifest(out_dir, manifest)
+    return ExportResult(out_dir, onnx_path, manifest, graph, parity)

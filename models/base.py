@@ -1,0 +1,62 @@
+"""What every visdeploy model exposes: the engine contract of DESIGN §4 plus its metadata.
+
+A ``VISModel`` takes uint8 ``frames`` Tensor[B, T, H, W, 3] (RGB) and returns a dict with
+``scores`` [B, K] float, ``labels`` [B, K] int32, ``masks`` [B, K, T, H/4, W/4] float (probabilities),
+``boxes`` [B, K, T, 4] float (xyxy, input pixels), ``embeddings`` [B, K, D] float (L2-normalised),
+``query_index`` [B, K] int32. The export and the manifest read the metadata below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+OUTPUT_NAMES = ("scores", "labels", "masks", "boxes", "embeddings", "query_index")
+IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
+IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Deployment metadata of one model preset (written into the manifest).
+
+    ``frames`` is (min, opt, max) for dynamic-T models; ``fixed_frames`` is set when T is static
+    (VisTR: the clip length is baked into its queries). ``input_hw`` are multiples of 32.
+    """
+
+    name: str
+    preset: str
+    classes: tuple[str, ...]
+    input_hw: tuple[int, int]
+    num_outputs: int
+    embedding_dim: int
+    frames: tuple[int, int, int] = (1, 5, 36)
+    batch: tuple[int, int, int] = (1, 1, 4)
+    fixed_frames: int | None = None
+    window: tuple[int, int] = (5, 3)
+    mean: tuple[float, float, float] = IMAGENET_MEAN_RGB
+    std: tuple[float, float, float] = IMAGENET_STD_RGB
+    extra: dict = field(default_factory=dict)
+
+
+class VISModel(nn.Module):
+    """Base class: holds the spec and the in-graph normalisation of uint8 frames."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        self.preset = spec.preset
+        # Non-persistent: the official checkpoints carry no normalisation buffers.
+        self.register_buffer("pixel_mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 Tensor[B, T, H, W, 3] RGB -> float Tensor[B*T, 3, H, W], (x - mean) / std."""
+        b, t, h, w, _ = frames.shape
+        x = frames.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
+        return (x - self.pixel_mean) / self.pixel_std
+
+# Class names of the synthetic VIS videos (evaluation.synthetic) that the `tiny` presets train on.
+SYNTHETIC_CLASSES = ("circle", "square", "triangle", "star", "cross")

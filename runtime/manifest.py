@@ -1,0 +1,181 @@
+"""Read, validate and write the artifact manifest (DESIGN §5); verify artifact checksums.
+
+The runtime is driven by ``manifest.json`` alone. This module is torch-free: the exporter writes
+manifests through ``write_manifest`` so both sides share one schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST_FORMAT = "visdeploy.manifest/1"
+MANIFEST_NAME = "manifest.json"
+ARTIFACT_KINDS = ("onnx", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class ManifestError(ValueError):
+    """manifest.json is missing, unreadable or does not follow the schema."""
+
+
+class ArtifactError(RuntimeError):
+    """An artifact named by the manifest is missing, truncated or fails its sha256 check."""
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _require(data: dict, key: str, kind: type | tuple[type, ...], where: str):
+    if key not in data:
+        raise ManifestError(f"manifest: missing field {where}{key}")
+    if not isinstance(data[key], kind):
+        raise ManifestError(f"manifest: field {where}{key} must be {kind}, got {type(data[key]).__name__}")
+    return data[key]
+
+
+def _check_range(rng: dict, where: str) -> None:
+    for k in ("min", "opt", "max"):
+        _require(rng, k, int, where)
+    if not 1 <= rng["min"] <= rng["opt"] <= rng["max"]:
+        raise ManifestError(f"manifest: {where} needs 1 <= min <= opt <= max, got {rng}")
+
+
+def validate_manifest(data: dict) -> None:
+    """Raise ``ManifestError`` naming the first field that breaks the DESIGN §5 schema."""
+    if not isinstance(data, dict):
+        raise ManifestError("manifest: top level must be a JSON object")
+    if data.get("format") != MANIFEST_FORMAT:
+        raise ManifestError(f"manifest: format must be {MANIFEST_FORMAT!r}, got {data.get('format')!r}")
+    _require(data, "model", str, "")
+    _require(data, "preset", str, "")
+    classes = _require(data, "classes", list, "")
+    if not classes or not all(isinstance(c, str) for c in classes):
+        raise ManifestError("manifest: classes must be a non-empty list of names")
+    inp = _require(data, "input", dict, "")
+    for key in ("height", "width"):
+        size = _require(inp, key, int, "input.")
+        if size <= 0 or size % 32:
+            raise ManifestError(f"manifest: input.{key} must be a positive multiple of 32, got {size}")
+    _check_range(_require(inp, "frames", dict, "input."), "input.frames")
+    _check_range(_require(inp, "batch", dict, "input."), "input.batch")
+    for key in ("mean", "std"):
+        vals = _require(inp, key, list, "input.")
+        if len(vals) != 3:
+            raise ManifestError(f"manifest: input.{key} must hold 3 numbers (RGB)")
+    out = _require(data, "outputs", dict, "")
+    _require(out, "K", int, "outputs.")
+    _require(out, "embedding_dim", int, "outputs.")
+    window = _require(data, "window", dict, "")
+    length, stride = _require(window, "length", int, "window."), _require(window, "stride", int, "window.")
+    if not 1 <= stride < length or length > inp["frames"]["max"]:
+        raise ManifestError(f"manifest: window needs 1 <= stride < length <= frames.max, got {window}")
+    for i, entry in enumerate(_require(data, "artifacts", list, "")):
+        where = f"artifacts[{i}]."
+        _require(entry, "file", str, where)
+        if _require(entry, "kind", str, where) not in ARTIFACT_KINDS:
+            raise ManifestError(f"manifest: {where}kind must be one of {ARTIFACT_KINDS}")
+        if _require(entry, "precision", str, where) not in PRECISIONS:
+            raise ManifestError(f"manifest: {where}precision must be one of {PRECISIONS}")
+        sha = _require(entry, "sha256", str, where)
+        if len(sha) != 64:
+            raise ManifestError(f"manifest: {where}sha256 must be 64 hex characters")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated manifest and the directory it was read from. ``data`` is the JSON dict."""
+
+    directory: Path
+    data: dict
+
+    @property
+    def model(self) -> str:
+        return self.data["model"]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.data["classes"])
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self.data["input"]["height"], self.data["input"]["width"]
+
+    @property
+    def frames_range(self) -> tuple[int, int, int]:
+        rng = self.data["input"]["frames"]
+        return rng["min"], rng["opt"], rng["max"]
+
+    @property
+    def batch_range(self) -> tuple[int, int, int]:
+        rng = self.data["input"]["batch"]
+        return rng["min"], rng["opt"], rng["max"]
+
+    @property
+    def fixed_frames(self) -> bool:
+        """True when T is static (VisTR): short windows are padded cyclically to frames.max."""
+        return self.frames_range[0] == self.frames_range[2]
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return self.data["window"]["length"], self.data["window"]["stride"]
+
+    @property
+    def mean(self) -> list[float]:
+        return list(self.data["input"]["mean"])
+
+    def artifact(self, kind: str = "onnx", precision: str = "fp32") -> dict:
+        """The artifact entry of ``kind``/``precision``; ``ArtifactError`` lists what exists."""
+        for entry in self.data["artifacts"]:
+            if entry["kind"] == kind and entry["precision"] == precision:
+                return entry
+        have = ", ".join(f"{e['kind']}/{e['precision']}" for e in self.data["artifacts"]) or "none"
+        raise ArtifactError(
+            f"{self.directory}: no {kind} artifact at {precision} (have: {have}); "
+            f"build it first (make export / python -m calibration / python -m export.tensorrt)"
+        )
+
+    def verified_path(self, entry: dict) -> Path:
+        """Path of ``entry``'s file after checking it exists and matches its sha256."""
+        path = self.directory / entry["file"]
+        if not path.is_file():
+            raise ArtifactError(f"artifact missing: {path}; re-export with `make export`")
+        actual = sha256_file(path)
+        if actual != entry["sha256"]:
+            raise ArtifactError(
+                f"sha256 mismatch for {path} (manifest {entry['sha256'][:12]}…, file {actual[:12]}…): "
+                "the file is truncated or was replaced; re-export with `make export`"
+            )
+        return path
+
+
+def load_manifest(directory: str | Path) -> Manifest:
+    """Read and validate ``directory/manifest.json``."""
+    directory = Path(directory)
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(
+            f"no {MANIFEST_NAME} in {directory}; export the model first, e.g. `make export MODEL=tevit`"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ManifestError(f"cannot read {path}: {err}") from err
+    validate_manifest(data)
+    return Manifest(directory=directory, data=data)
+
+
+def write_manifest(directory: str | Path, data: dict) -> Path:
+    """Validate ``data`` and write it as ``directory/manifest.json`` (pretty-printed)."""
+    validate_manifest(data)
+    path = Path(directory) / MANIFEST_NAME
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
