@@ -27,6 +27,7 @@ class ExportResult:
     """What ``export_artifacts`` produced."""
 
     directory: Path
+    model: torch.nn.Module
     onnx_path: Path
     manifest: dict
     graph: dict
@@ -93,4 +94,4 @@ def export_artifacts(
     manifest = build_manifest(model, out_dir, [entry], checkpoint=str(checkpoint) if checkpoint else None,
                               parity=parity.as_manifest())
     write_manifest(out_dir, manifest)
-    return ExportResult(out_dir, onnx_path, manifest, graph, parity)
+    return ExportResult(out_dir, model, onnx_path, manifest, graph, parity)

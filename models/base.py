@@ -52,8 +52,23 @@ class VISModel(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
 
+    def check_frames(self, frames: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``frames`` is uint8 [B, T, H, W, 3] at the model's input size."""
+        h, w = self.spec.input_hw
+        if frames.dtype != torch.uint8 or frames.dim() != 5 or tuple(frames.shape[2:]) != (h, w, 3):
+            raise ValueError(
+                f"{self.spec.name}/{self.spec.preset} expects uint8 frames [B, T, {h}, {w}, 3] (RGB, "
+                f"letterboxed to the model input), got {frames.dtype} {list(frames.shape)}"
+            )
+        if self.spec.fixed_frames and frames.shape[1] != self.spec.fixed_frames:
+            raise ValueError(
+                f"{self.spec.name}/{self.spec.preset} takes exactly T={self.spec.fixed_frames} frames "
+                f"per clip, got {frames.shape[1]}; pad short clips cyclically"
+            )
+
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 Tensor[B, T, H, W, 3] RGB -> float Tensor[B*T, 3, H, W], (x - mean) / std."""
+        self.check_frames(frames)
         b, t, h, w, _ = frames.shape
         x = frames.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
         return (x - self.pixel_mean) / self.pixel_std

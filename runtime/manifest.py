@@ -132,6 +132,18 @@ class Manifest:
     def mean(self) -> list[float]:
         return list(self.data["input"]["mean"])
 
+    def check_input_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise ``ManifestError`` unless ``shape`` is (B, T, H, W, 3) within the manifest's ranges."""
+        h, w = self.input_hw
+        if len(shape) != 5 or tuple(shape[2:]) != (h, w, 3):
+            raise ManifestError(f"frames must be (B, T, {h}, {w}, 3) for {self.model}, got {tuple(shape)}")
+        for axis, (lo, _, hi), what in ((0, self.batch_range, "B"), (1, self.frames_range, "T")):
+            if not lo <= shape[axis] <= hi:
+                raise ManifestError(
+                    f"{what}={shape[axis]} is outside the range [{lo}, {hi}] this artifact was "
+                    f"exported for; use windows of {lo}..{hi} frames or re-export with a wider range"
+                )
+
     def artifact(self, kind: str = "onnx", precision: str = "fp32") -> dict:
         """The artifact entry of ``kind``/``precision``; ``ArtifactError`` lists what exists."""
         for entry in self.data["artifacts"]:

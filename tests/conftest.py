@@ -1,0 +1,53 @@
+"""Shared fixtures. Tiny artifacts are generated once per session (no binaries in the repo).
+
+- ``tiny_tevit_artifacts``: ``artifacts/``-style directory with the tiny TeViT ``model.onnx`` and
+  ``manifest.json`` (repository checkpoint if present, else seeded random init), exported once.
+- GPU tests carry ``@pytest.mark.gpu`` and are skipped when no CUDA device is visible.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import pytest
+
+
+def _cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    if _cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU (gpu marker); run `make test-gpu` on a GPU machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_tevit_export(tmp_path_factory):
+    """ExportResult of the tiny TeViT (ONNX + manifest), exported once per test session."""
+    from export.artifacts import export_artifacts
+
+    out = tmp_path_factory.mktemp("artifacts") / "tevit"
+    return export_artifacts("tevit", "tiny", out)
+
+
+@pytest.fixture(scope="session")
+def tiny_tevit_artifacts(tiny_tevit_export):
+    """Path of the tiny TeViT artifact directory (model.onnx + manifest.json)."""
+    return tiny_tevit_export.directory
+
+
+@pytest.fixture
+def tiny_tevit_artifacts_copy(tiny_tevit_artifacts, tmp_path):
+    """A private copy of the tiny TeViT artifacts that a test may corrupt."""
+    dest = tmp_path / "tevit"
+    shutil.copytree(tiny_tevit_artifacts, dest)
+    return dest
