@@ -14,9 +14,9 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "[setup] installing visdeploy with extras export, eval, dev (first run downloads torch: a few minutes)"
+	@echo "[setup] installing visdeploy with extras export, eval, quant, dev (first run downloads torch: a few minutes)"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[export,eval,dev]"
+	$(PY) -m pip install --quiet -e ".[export,eval,quant,dev]"
 	@touch $(STAMP)
 	@echo "[setup] done: $(VENV)"
 

@@ -170,7 +170,8 @@ class TeViTRoIHead(nn.Module):
         """Run every stage: q Tensor[B,T,P,C], boxes Tensor[B,T,P,4] -> per-stage outputs."""
         stages = []
         for head in self.bbox_head:
-            cls_score, boxes, q, attn_feats = head(q, boxes, levels)
+            # Each stage refines the previous boxes without back-propagating into them (Sparse R-CNN).
+            cls_score, boxes, q, attn_feats = head(q, boxes.detach(), levels)
             stages.append({"cls": cls_score, "boxes": boxes, "obj": q, "attn": attn_feats})
         return stages
 

@@ -1,0 +1,88 @@
+"""Training clips from synthetic VIS videos, letterboxed exactly like the runtime does.
+
+A pool of videos is rendered once (in memory); each sample is a T-frame clip at a random start
+and frame step, with per-instance masks, boxes and presence per frame at model-input resolution.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from evaluation.synthetic import generate_video, resolve_preset
+from runtime.windows import Letterbox
+
+
+@dataclass
+class Clip:
+    """One training clip: ``frames uint8[T, H, W, 3]``, ``labels int64[N]`` (0-based),
+    ``masks bool[N, T, H, W]``, ``boxes float32[N, T, 4]`` xyxy, ``present bool[N, T]``."""
+
+    frames: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray
+    boxes: np.ndarray
+    present: np.ndarray
+
+
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight xyxy boxes (pixel edges) of bool[..., H, W] masks; zeros where empty."""
+    rows, cols = masks.any(-1), masks.any(-2)
+    h, w = masks.shape[-2:]
+    y1 = np.where(rows.any(-1), rows.argmax(-1), 0)
+    y2 = np.where(rows.any(-1), h - rows[..., ::-1].argmax(-1), 0)
+    x1 = np.where(cols.any(-1), cols.argmax(-1), 0)
+    x2 = np.where(cols.any(-1), w - cols[..., ::-1].argmax(-1), 0)
+    return np.stack([x1, y1, x2, y2], -1).astype(np.float32)
+
+
+class ClipSampler:
+    """Random clips from a pool of rendered synthetic videos (deterministic by seed)."""
+
+    def __init__(self, *, input_hw: tuple[int, int], mean: tuple[float, float, float], clip_frames: int = 5,
+                 pool_size: int = 120, render_hw: tuple[int, int] | None = None, seed: int = 0,
+                 max_step: int = 2, verbose: bool = True):
+        self.input_hw, self.clip_frames, self.max_step = input_hw, clip_frames, max_step
+        self.fill = np.asarray(mean, dtype=np.float32)
+        self.rng = np.random.default_rng(seed)
+        h, w = render_hw or (input_hw[0] * 15 // 16, input_hw[1])  # 16:9 content, like the val set
+        preset = resolve_preset("train", height=h - h % 2, width=w - w % 2, videos=pool_size)
+        self.videos = []
+        for i in range(pool_size):
+            self.videos.append(generate_video(i, preset=preset, seed=seed))
+            if verbose:
+                print(f"\r[train] rendering synthetic videos {i + 1}/{pool_size}", end="", file=sys.stderr)
+        if verbose:
+            print(file=sys.stderr)
+        self.box = Letterbox.fit(self.videos[0].frames.shape[1:3], input_hw)
+
+    def _letterbox_masks(self, masks: np.ndarray) -> np.ndarray:
+        """bool[N, T, h, w] -> bool[N, T, H, W] with the frames' letterbox geometry."""
+        ch, cw = self.box.content_hw
+        out = np.zeros(masks.shape[:2] + self.input_hw, dtype=bool)
+        for n in range(masks.shape[0]):
+            for t in range(masks.shape[1]):
+                out[n, t, :ch, :cw] = cv2.resize(masks[n, t].astype(np.uint8), (cw, ch),
+                                                 interpolation=cv2.INTER_NEAREST) > 0
+        return out
+
+    def sample(self) -> Clip:
+        video = self.videos[self.rng.integers(len(self.videos))]
+        total = video.frames.shape[0]
+        step = int(self.rng.integers(1, self.max_step + 1))
+        span = (self.clip_frames - 1) * step + 1
+        start = int(self.rng.integers(0, max(total - span, 0) + 1))
+        index = np.minimum(start + step * np.arange(self.clip_frames), total - 1)
+        frames = np.stack([self.box.apply(f, self.fill) for f in video.frames[index]])
+        masks = self._letterbox_masks(video.masks[:, index])
+        keep = masks.any(axis=(1, 2, 3))
+        masks = masks[keep]
+        labels = video.category_ids[keep].astype(np.int64) - 1
+        if self.rng.random() < 0.5:  # horizontal flip inside the content area
+            cw = self.box.content_hw[1]
+            frames[:, :, :cw] = frames[:, :, :cw][:, :, ::-1]
+            masks[..., :cw] = masks[..., :cw][..., ::-1]
+        return Clip(frames, labels, masks, mask_boxes(masks), masks.any(axis=(2, 3)))
