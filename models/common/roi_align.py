@@ -106,3 +106,33 @@ def multilevel_roi_align(
         pick = (target == index).to(pooled.dtype)[..., None, None, None]
         out = pooled * pick if out is None else out + pooled * pick
     return out
+
+
+def multilevel_roi_align_gathered(
+    levels: list[torch.Tensor],
+    strides: list[int],
+    boxes: torch.Tensor,
+    output_size: int,
+    sampling_ratio: int = 2,
+    finest_scale: float = 56.0,
+) -> torch.Tensor:
+    """Same result as ``multilevel_roi_align`` for training: each RoI is pooled only on its own
+    level with torchvision's C++ kernel (``aligned=True``; equal to ours, see the tests).
+
+    Data-dependent shapes (``nonzero``), so it is never used in an exported graph; it is ~4x less
+    work and has a fast backward pass. Shapes as ``multilevel_roi_align``.
+    """
+    from torchvision.ops import roi_align
+
+    n, p = boxes.shape[:2]
+    channels = levels[0].shape[1]
+    frame = torch.arange(n, device=boxes.device, dtype=boxes.dtype).repeat_interleave(p)
+    rois = torch.cat((frame[:, None], boxes.reshape(n * p, 4)), dim=1)
+    target = map_roi_levels(boxes, len(levels), finest_scale).reshape(n * p)
+    out = boxes.new_zeros(n * p, channels, output_size, output_size)
+    for index, (feat, stride) in enumerate(zip(levels, strides)):
+        chosen = (target == index).nonzero().squeeze(1)
+        if chosen.numel():
+            pooled = roi_align(feat, rois[chosen], output_size, 1.0 / stride, sampling_ratio, aligned=True)
+            out = out.index_copy(0, chosen, pooled)
+    return out.reshape(n, p, channels, output_size, output_size)

@@ -11,8 +11,13 @@ from torch import nn
 
 from models.common.attention import ResidualSelfAttention
 from models.common.box_ops import cxcywh_to_xyxy, delta_xywh_decode
-from models.common.roi_align import multilevel_roi_align
+from models.common.roi_align import multilevel_roi_align, multilevel_roi_align_gathered
 from models.tevit.config import TeViTConfig
+
+
+def _roi_align(training: bool):
+    """The export form (dense, fixed shapes) for inference; the gathered torchvision form for training."""
+    return multilevel_roi_align_gathered if training else multilevel_roi_align
 
 
 class EmbeddingRPNHead(nn.Module):
@@ -111,7 +116,7 @@ class STQIHead(nn.Module):
         """q Tensor[B,T,P,C], boxes Tensor[B,T,P,4] -> (cls [B,T,P,K], boxes, obj_feat, attn_feat)."""
         b, t, p, c = q.shape
         attn_feats = self.interact(q)
-        roi = multilevel_roi_align(
+        roi = _roi_align(self.training)(
             levels, list(self.cfg.fpn_strides), boxes.reshape(b * t, p, 4),
             self.cfg.roi_size, 2, self.cfg.finest_scale,
         ).reshape(b * t * p, c, self.cfg.roi_size, self.cfg.roi_size)
@@ -180,6 +185,6 @@ class TeViTRoIHead(nn.Module):
         -> logits Tensor[B*T, N, classes, 2S, 2S]."""
         bt, n, c = attn.shape
         s = self.cfg.mask_roi_size
-        roi = multilevel_roi_align(levels, list(self.cfg.fpn_strides), boxes, s, 2, self.cfg.finest_scale)
+        roi = _roi_align(self.training)(levels, list(self.cfg.fpn_strides), boxes, s, 2, self.cfg.finest_scale)
         logits = self.mask_head[stage](roi.reshape(bt * n, c, s, s), attn.reshape(bt * n, c))
         return logits.reshape(bt, n, logits.shape[1], 2 * s, 2 * s)

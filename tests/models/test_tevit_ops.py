@@ -98,3 +98,14 @@ def test_paste_masks_fills_the_box_and_zero_outside():
     box = masks_to_boxes(pasted, stride=4)
     torch.testing.assert_close(box, torch.tensor([[16.0, 8.0, 48.0, 40.0]]))
     assert masks_to_boxes(torch.zeros(1, 4, 4), stride=4).tolist() == [[0.0, 0.0, 0.0, 0.0]]
+
+
+def test_gathered_training_roi_align_equals_the_export_form():
+    from models.common.roi_align import multilevel_roi_align_gathered
+
+    gen = torch.Generator().manual_seed(3)
+    strides = [4, 8, 16, 32]
+    levels = [torch.randn(2, 3, 256 // s, 512 // s, generator=gen, dtype=torch.float64) for s in strides]
+    boxes = _boxes(2, 9, 256, 512, gen).to(torch.float64) * 2
+    torch.testing.assert_close(multilevel_roi_align_gathered(levels, strides, boxes, 7),
+                               multilevel_roi_align(levels, strides, boxes, 7), rtol=0, atol=1e-10)
