@@ -78,6 +78,6 @@ PRESETS: dict[str, TeViTConfig] = {
         classes=SYNTHETIC_CLASSES,
         input_hw=(192, 320),
         proposal_hw=(192, 320),
-        frames=(1, 5, 16),
+        frames=(1, 5, 36),  # 36 = a whole synthetic val video in one window (offline mode)
     ),
 }

@@ -62,7 +62,7 @@ def test_parity_fails_loudly_when_weights_differ(tiny_tevit_export):
 def test_manifest_schema_and_checksums(tiny_tevit_artifacts):
     manifest = load_manifest(tiny_tevit_artifacts)
     assert manifest.model == "tevit" and manifest.input_hw == (192, 320)
-    assert manifest.frames_range == (1, 5, 16) and manifest.batch_range == (1, 1, 4)
+    assert manifest.frames_range == (1, 5, 36) and manifest.batch_range == (1, 1, 4)
     entry = manifest.artifact("onnx", "fp32")
     assert manifest.verified_path(entry).name == "model.onnx"
     assert len(manifest.data["source"]["torch"]) > 0 and manifest.data["source"]["exported"]
@@ -98,9 +98,9 @@ def test_truncated_onnx_fails_the_checksum(tiny_tevit_artifacts_copy):
 
 def test_frames_outside_the_manifest_range_are_refused(tiny_tevit_artifacts):
     manifest = load_manifest(tiny_tevit_artifacts)
-    manifest.check_input_shape((1, 16, 192, 320, 3))
-    with pytest.raises(ManifestError, match=r"T=17 is outside the range \[1, 16\]"):
-        manifest.check_input_shape((1, 17, 192, 320, 3))
+    manifest.check_input_shape((1, 36, 192, 320, 3))
+    with pytest.raises(ManifestError, match=r"T=37 is outside the range \[1, 36\]"):
+        manifest.check_input_shape((1, 37, 192, 320, 3))
     with pytest.raises(ManifestError, match=r"B=5 is outside"):
         manifest.check_input_shape((5, 2, 192, 320, 3))
     with pytest.raises(ManifestError, match=r"frames must be"):
