@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from export.graph_fixes import apply_trt_fixes
 from models.base import OUTPUT_NAMES, VISModel
 
 DEFAULT_OPSET = 18
@@ -68,4 +69,5 @@ def export_onnx(model: VISModel, path: str | Path, *, opset: int = DEFAULT_OPSET
             )
         except Exception as err:  # the exporter raises many types; wrap with context
             raise ExportError(f"ONNX export of {model.spec.name}/{model.spec.preset} failed: {err}") from err
+    apply_trt_fixes(str(path))
     return path

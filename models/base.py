@@ -70,7 +70,8 @@ class VISModel(nn.Module):
         """uint8 Tensor[B, T, H, W, 3] RGB -> float Tensor[B*T, 3, H, W], (x - mean) / std."""
         self.check_frames(frames)
         b, t, h, w, _ = frames.shape
-        x = frames.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
+        # Cast first: TensorRT allows uint8 only at network I/O, not into a reshape or transpose.
+        x = frames.float().reshape(b * t, h, w, 3).permute(0, 3, 1, 2)
         return (x - self.pixel_mean) / self.pixel_std
 
 # Class names of the synthetic VIS videos (evaluation.synthetic) that the `tiny` presets train on.
