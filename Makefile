@@ -8,7 +8,7 @@ PRESET ?= tiny
 OUT    ?= artifacts/$(MODEL)
 CHECKPOINT ?=
 
-.PHONY: setup test test-gpu lint demo export clean
+.PHONY: setup setup-trt test test-gpu lint demo export clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[export,eval,quant,dev]"
 	@touch $(STAMP)
 	@echo "[setup] done: $(VENV)"
+
+# TensorRT wheels come from NVIDIA's index (not PyPI); on Jetson use JetPack's python3-libnvinfer.
+setup-trt: setup
+	$(PY) -m pip install -e ".[trt]" --extra-index-url https://pypi.nvidia.com
 
 test: setup
 	$(PY) -m pytest -q tests

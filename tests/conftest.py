@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
 
 import pytest
 
 
 def _cuda_available() -> bool:
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
+    """An NVIDIA GPU is visible: through CUDA PyTorch when installed, else nvidia-smi (Jetson and
+    TensorRT-only machines have no CUDA PyTorch)."""
+    if importlib.util.find_spec("torch") is not None:
+        import torch
 
-    return torch.cuda.is_available()
+        if torch.cuda.is_available():
+            return True
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        probe = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0 and "GPU" in probe.stdout
 
 
 def pytest_collection_modifyitems(config, items):
