@@ -24,7 +24,7 @@ class TrainConfig:
     model: str = "tevit"
     preset: str = "tiny"
     iterations: int = 1500
-    minutes: float = 30.0  # hard wall-clock cap; the schedule is by iterations
+    minutes: float = 30.0  # wall-clock cap; the schedule anneals by whichever comes first
     clips_per_step: int = 2
     clip_frames: int = 5
     lr: float = 1e-3
@@ -36,11 +36,17 @@ class TrainConfig:
     init: str | None = None  # start from an earlier checkpoint
 
 
-def _lr_factor(step: int, cfg: TrainConfig) -> float:
+def _lr_factor(step: int, progress: float, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine from 1 to 0.05 over ``progress`` in [0, 1]."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(cfg.iterations - cfg.warmup, 1)
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _progress_of(step: int, elapsed_s: float, cfg: TrainConfig) -> float:
+    """How far the run is: by iterations, or by the wall-clock cap when that comes first (then the
+    schedule still anneals fully, at the cost of bit-exact reproducibility across machines)."""
+    return max(step / cfg.iterations, elapsed_s / (cfg.minutes * 60))
 
 
 def _progress(step: int, total: int, loss: float, start: float) -> None:
@@ -60,25 +66,26 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=cfg.clip_frames,
                           pool_size=cfg.pool_size, seed=cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg))
     curve, window, start = [], [], time.perf_counter()
     for step in range(cfg.iterations):
+        progress = _progress_of(step, time.perf_counter() - start, cfg)
+        if progress >= 1.0:
+            print(f"\n[train] {cfg.minutes} min cap reached after {step} steps", file=sys.stderr)
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(step, progress, cfg)
         losses = LOSSES[cfg.model](model, [sampler.sample() for _ in range(cfg.clips_per_step)])
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        scheduler.step()
         window.append({k: float(v) for k, v in losses.items()} | {"total": float(loss)})
         _progress(step, cfg.iterations, float(loss), start)
         if (step + 1) % log_every == 0 or step + 1 == cfg.iterations:
             mean = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
             curve.append({"step": step + 1, "minutes": (time.perf_counter() - start) / 60, **mean})
             window = []
-        if time.perf_counter() - start > cfg.minutes * 60:
-            print(f"\n[train] stopping at the {cfg.minutes} min cap after {step + 1} steps", file=sys.stderr)
-            break
     print(file=sys.stderr)
     save_checkpoint(model.eval(), cfg, curve, out)
     return curve
@@ -91,5 +98,8 @@ def save_checkpoint(model, cfg: TrainConfig, curve: list[dict], out: str | Path)
     meta = {"config": asdict(cfg), "curve": curve, "torch": str(torch.__version__),
             "command": f"python -m training {cfg.model} --preset {cfg.preset} --iterations {cfg.iterations} "
                        f"--seed {cfg.seed} --out {out}"}
-    torch.save({"state_dict": model.state_dict(), "meta": meta}, out)
+    # Float tensors are stored in fp16 to keep committed checkpoints small; they load into the
+    # fp32 model unchanged otherwise (load_state_dict casts).
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "meta": meta}, out)
     return out
