@@ -42,13 +42,18 @@ class TwoStageExport:
     clip_path: Path
     feature_names: tuple[str, ...]
 
-    def manifest_stages(self) -> list[dict]:
-        """Manifest entries, frame stage first: file, stage, inputs and outputs by name."""
+    def manifest_stages(self, *, opset: int = DEFAULT_OPSET) -> list[dict]:
+        """Manifest ``artifacts`` entries (sha256, size), frame stage first, with stage I/O names."""
+        from export.manifest import artifact_entry
+
+        directory = self.frame_path.parent
         return [
-            {"file": self.frame_path.name, "kind": "onnx", "stage": "frame",
-             "inputs": ["frames"], "outputs": list(self.feature_names)},
-            {"file": self.clip_path.name, "kind": "onnx", "stage": "clip",
-             "inputs": list(self.feature_names), "outputs": list(OUTPUT_NAMES)},
+            artifact_entry(directory, self.frame_path.name, kind="onnx", precision="fp32",
+                           opset=opset, stage="frame", inputs=["frames"],
+                           outputs=list(self.feature_names)),
+            artifact_entry(directory, self.clip_path.name, kind="onnx", precision="fp32",
+                           opset=opset, stage="clip", inputs=list(self.feature_names),
+                           outputs=list(OUTPUT_NAMES)),
         ]
 
 

@@ -1,0 +1,1 @@
+"""IFC: Video Instance Segmentation using Inter-Frame Communication Transformers (official layout)."""

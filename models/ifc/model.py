@@ -1,0 +1,121 @@
+"""IFC (Hwang et al., NeurIPS 2021) as a visdeploy ``VISModel``, in two composable stages.
+
+``frame_stage(frames)`` runs everything that is per frame — normalisation, ResNet, ``input_proj``
+on res5 and the mask head's adapters on res4/res3 — and ``clip_stage(src, fpn1, fpn2)`` runs the
+memory-token encoder, clip decoder, heads and contract post-processing; ``forward`` is their
+composition. Streaming with overlapping windows can therefore compute each frame's features once.
+
+Module names mirror the official ``Ifc`` meta-architecture (``detr.…``); see ``keymap.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.base import ModelSpec, VISModel
+from models.common.box_ops import masks_to_boxes
+from models.ifc import postprocess
+from models.ifc.backbone import build_backbone
+from models.ifc.config import PRESETS, IFCConfig
+from models.ifc.decoder import IFCTransformer
+from models.ifc.heads import MLP, MaskHead
+from models.ifc.keymap import KEY_MAP
+
+__all__ = ["PRESETS", "KEY_MAP", "IFCModel", "build"]
+
+
+class IFC(nn.Module):
+    """The official ``IFC`` module (``detr``): backbone, transformer, class/query/proj, mask head."""
+
+    def __init__(self, cfg: IFCConfig):
+        super().__init__()
+        d = cfg.hidden_dim
+        _, c3, c4, c5 = cfg.stage_channels
+        self.backbone = build_backbone(cfg)
+        self.transformer = IFCTransformer(
+            d, cfg.nheads, cfg.dim_feedforward, cfg.enc_layers, cfg.dec_layers, cfg.num_memory_bus
+        )
+        self.class_embed = MLP(d, d, cfg.num_classes + 1, 2)
+        self.query_embed = nn.Embedding(cfg.num_queries, d)
+        self.input_proj = nn.Conv2d(c5, d, kernel_size=1)
+        self.mask_head = MaskHead(d, (c4, c3), cfg.gn_groups)
+
+
+class IFCModel(VISModel):
+    """uint8 frames Tensor[B, T, H, W, 3] -> the six contract outputs (K rows per clip)."""
+
+    frame_feature_names = ("src", "fpn1", "fpn2")
+
+    def __init__(self, cfg: IFCConfig):
+        spec = ModelSpec(
+            name="ifc", preset=cfg.preset, classes=cfg.classes, input_hw=cfg.input_hw,
+            num_outputs=cfg.num_outputs, embedding_dim=cfg.hidden_dim, frames=cfg.frames,
+            window=cfg.window, mean=cfg.mean, std=cfg.std,
+            extra={"input_format": cfg.input_format, "mask_stride_native": 8,
+                   "stages": {"frame": ["frames"], "clip": list(self.frame_feature_names)}},
+        )
+        super().__init__(spec)
+        self.cfg = cfg
+        self.detr = IFC(cfg)
+
+    def frame_stage(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """uint8 Tensor[B, T, H, W, 3] -> per-frame features, each Tensor[B, T, C, h, w]:
+        src (``input_proj(res5)``, stride 32), fpn1 (``adapter1(res4)``, 16), fpn2 (``adapter2(res3)``, 8).
+        """
+        b, t = frames.shape[0], frames.shape[1]
+        x = self.normalize(frames)  # [B·T, 3, H, W], RGB
+        if self.cfg.input_format == "BGR":
+            x = x.flip(1)
+        res3, res4, res5 = self.detr.backbone(x)
+        src = self.detr.input_proj(res5)
+        fpn1, fpn2 = self.detr.mask_head.adapt(res4, res3)
+        return tuple(f.reshape(b, t, *f.shape[1:]) for f in (src, fpn1, fpn2))
+
+    def decode(
+        self, src: torch.Tensor, fpn1: torch.Tensor, fpn2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frame features -> (class logits [B, Q, C+1], mask kernels [B, Q, D],
+        query features [B, Q, D], pixel features [B·T, D, h8, w8])."""
+        b, t, c, h, w = src.shape
+        tokens = src.reshape(b * t, c, h * w).transpose(1, 2)  # [B·T, h·w, C]
+        pos = self.detr.backbone[1](h, w, src.device)
+        hs, encoded = self.detr.transformer(tokens, pos, self.detr.query_embed.weight, b)
+        encoded = encoded.transpose(1, 2).reshape(b * t, c, h, w)
+        head = self.detr.mask_head
+        pixels = head.pixel_features(encoded, fpn1.flatten(0, 1), fpn2.flatten(0, 1))
+        return self.detr.class_embed(hs), head.convert_to_weight(hs), hs, pixels
+
+    def clip_stage(
+        self, src: torch.Tensor, fpn1: torch.Tensor, fpn2: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Frame features of one clip per batch row -> contract outputs (see ``postprocess``)."""
+        logits, kernels, hs, pixels = self.decode(src, fpn1, fpn2)
+        scores, labels, query = postprocess.rank_pairs(logits, self.spec.num_outputs)
+        mask_logits = self.detr.mask_head.mask_logits(
+            postprocess.gather_queries(kernels, query), pixels
+        )
+        masks = postprocess.upsample_masks(mask_logits)
+        embeddings = nn.functional.normalize(postprocess.gather_queries(hs, query), dim=-1)
+        return {
+            "scores": scores,
+            "labels": labels.to(torch.int32),
+            "masks": masks,
+            "boxes": masks_to_boxes(masks, stride=4),  # xyxy of mask > 0.5, input pixels
+            "embeddings": embeddings,
+            "query_index": query.to(torch.int32),
+        }
+
+    def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.clip_stage(*self.frame_stage(frames))
+
+    def official_outputs(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The official clip outputs for every query: ``pred_logits`` [B, Q, C+1] and
+        ``pred_masks`` [B, Q, T, h8, w8] mask logits (input of ``near_online``)."""
+        logits, kernels, _, pixels = self.decode(*self.frame_stage(frames))
+        return {"pred_logits": logits, "pred_masks": self.detr.mask_head.mask_logits(kernels, pixels)}
+
+
+def build(preset: str) -> IFCModel:
+    """IFC at ``preset`` (``r50``, ``r101``, ``tiny``) with random weights, in eval mode."""
+    return IFCModel(PRESETS[preset]).eval()
