@@ -1,0 +1,131 @@
+"""onnxruntime backend: CPU, CUDA or TensorRT execution provider, sha256-checked artifact.
+
+The session uses ``ORT_ENABLE_EXTENDED`` by default: ``ORT_ENABLE_ALL`` segfaults while creating
+sessions for FP16 graphs on CPU (onnxruntime 1.24 and 1.32, see specs/toolchain.md §4).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from runtime.backends.base import OUTPUT_NAMES, Backend
+from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
+from runtime.manifest import Manifest
+
+log = logging.getLogger("runtime.backends")
+
+# device name -> execution providers in priority order
+PROVIDERS = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def select_providers(device: str, available: list[str]) -> list[str]:
+    """Execution providers for ``device`` (auto|cpu|cuda|tensorrt) given ORT's ``available``."""
+    if device == "auto":
+        device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+    if device not in PROVIDERS:
+        raise ConfigError(f"unknown device {device!r}; choose auto, cpu, cuda or tensorrt")
+    wanted = PROVIDERS[device][0]
+    if wanted not in available:
+        raise BackendUnavailableError(
+            f"onnxruntime has no {wanted} here (available: {', '.join(available)}); install "
+            f"onnxruntime-gpu with a matching CUDA{' and TensorRT' if device == 'tensorrt' else ''}"
+            f" on a machine with an NVIDIA GPU, or use --device cpu"
+        )
+    return [p for p in PROVIDERS[device] if p in available]
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError as err:  # pragma: no cover - base dependency
+        raise BackendUnavailableError(
+            "the onnxruntime backend needs the onnxruntime package: pip install onnxruntime "
+            "(or onnxruntime-gpu for CUDA)"
+        ) from err
+    return onnxruntime
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs ``model.<precision>.onnx`` from the manifest with onnxruntime.
+
+    Args:
+        manifest: the artifact directory's manifest.
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``tensorrt`` (EP).
+        precision: which ONNX artifact to load (fp32, fp16, int8).
+        optimization: onnxruntime graph optimisation level; ``extended`` by default (see module).
+        threads: intra-op threads, 0 = onnxruntime's default.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, manifest: Manifest, *, device: str = "auto", precision: str = "fp32",
+                 optimization: str = "extended", threads: int = 0) -> None:
+        super().__init__(manifest)
+        if optimization not in OPTIMIZATION_LEVELS:
+            raise ConfigError(f"optimization must be one of {OPTIMIZATION_LEVELS}, "
+                              f"got {optimization!r}")
+        self.device, self.precision = device, precision
+        self.optimization, self.threads = optimization, threads
+        self.session = None
+        self.providers: list[str] = []
+
+    def activate_impl(self) -> None:
+        ort = _import_ort()
+        providers = select_providers(self.device, ort.get_available_providers())
+        path = self.manifest.verified_path(self.manifest.artifact("onnx", self.precision))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.optimization]
+        options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3
+        log.info("Loading %s (%.1f MB) with %s ...", path.name, path.stat().st_size / 1e6,
+                 providers[0])
+        start = time.perf_counter()
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as err:  # onnxruntime raises its own untyped pybind errors
+            raise ArtifactError(f"onnxruntime cannot load {path}: {err}; the file is corrupt or "
+                                "was written by an incompatible exporter: re-export it") from err
+        self.providers = self.session.get_providers()
+        log.info("Session ready in %.2f s on %s", time.perf_counter() - start, self.providers[0])
+        self._check_io()
+
+    def _check_io(self) -> None:
+        """Compare the session's I/O with the manifest (names, dtype, fixed H and W)."""
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        if "frames" not in inputs:
+            raise ArtifactError(f"engine input is {sorted(inputs)}, manifest contract needs "
+                                "'frames'; re-export with the current exporter")
+        frames = inputs["frames"]
+        h, w = self.manifest.input_hw
+        shape_hw = list(frames.shape[2:4]) if len(frames.shape) == 5 else None
+        fixed_hw_ok = shape_hw is not None and all(
+            not isinstance(d, int) or d == want for d, want in zip(shape_hw, (h, w), strict=True)
+        )
+        if frames.type != "tensor(uint8)" or not fixed_hw_ok:
+            raise ArtifactError(f"engine input frames is {frames.type} {frames.shape}, manifest "
+                                f"says uint8 [B, T, {h}, {w}, 3]; artifact and manifest disagree")
+        missing = [n for n in OUTPUT_NAMES if n not in outputs]
+        if missing:
+            raise ArtifactError(f"engine outputs lack {missing} (has {sorted(outputs)}); "
+                                "re-export with the current exporter")
+
+    def infer_impl(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(list(OUTPUT_NAMES), {"frames": frames})
+        return dict(zip(OUTPUT_NAMES, values, strict=True))
+
+    def deactivate_impl(self) -> None:
+        self.session = None
