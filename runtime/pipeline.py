@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.assemble import MASK_FORMATS, FrameAssembler, render_frame
-from runtime.backends import open_backend
+from runtime.backends import Backend, open_backend
 from runtime.errors import ConfigError, FrameSizeError
 from runtime.instances import decode_outputs
 from runtime.manifest import load_manifest
@@ -46,7 +46,8 @@ class Pipeline:
 
     Args:
         artifacts: directory with manifest.json and the model files.
-        backend: ``onnxruntime`` or ``tensorrt`` (see ``runtime.backends.BACKENDS``).
+        backend: ``onnxruntime`` or ``tensorrt`` (see ``runtime.backends.BACKENDS``), or a
+            ``Backend`` instance built for this manifest (e.g. a PyTorch reference runner).
         device: onnxruntime execution provider: auto, cpu, cuda, tensorrt.
         precision: which artifact to load (fp32, fp16, int8).
         window, stride: frames per window T and step S (1 <= S < T); manifest's by default.
@@ -60,7 +61,7 @@ class Pipeline:
         threads: onnxruntime intra-op threads (0 = default).
     """
 
-    def __init__(self, artifacts: str | Path, *, backend: str = "onnxruntime",
+    def __init__(self, artifacts: str | Path, *, backend: str | Backend = "onnxruntime",
                  device: str = "auto", precision: str = "fp32", window: int | None = None,
                  stride: int | None = None, mode: str = "deployment", overlap: str = "average",
                  score_threshold: float = 0.3, mask_format: str = "bool",
@@ -82,8 +83,8 @@ class Pipeline:
         self.windower = Windower(length, stride)
         self.timer = StageTimer()
         self._fill = np.clip(np.round(self.manifest.mean), 0, 255).astype(np.uint8)
-        self.backend = open_backend(self.manifest, backend, device=device, precision=precision,
-                                    threads=threads)
+        self.backend = backend if isinstance(backend, Backend) else open_backend(
+            self.manifest, backend, device=device, precision=precision, threads=threads)
         self.backend.activate()  # fail before any frame: sha256, providers, engine I/O
         self.reset()
 

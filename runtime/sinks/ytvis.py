@@ -70,7 +70,7 @@ class YtvisJsonSink(Sink):
                 f"frame {result.index} is {result.size[1]}x{result.size[0]} but the video "
                 f"started at {self._size[1]}x{self._size[0]}: YTVIS results need one size per "
                 "video; resize the source, or drop --json for streams that change size")
-        rles = result.rles or tuple(rle_codec.encode(m) for m in result.masks)
+        rles = result.rles if result.rles is not None else tuple(rle_codec.encode(m) for m in result.masks)
         for i, track_id in enumerate(result.track_ids.tolist()):
             log_ = self._tracks.setdefault(track_id, _TrackLog(len(self.category_ids)))
             log_.rles[result.index] = rles[i]

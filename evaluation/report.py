@@ -1,0 +1,150 @@
+"""Accuracy table: PyTorch eager and ONNX (fp32/fp16/int8) on the synthetic val set, offline and
+streaming. ``python -m evaluation.report [--artifacts artifacts/tevit ...] [--videos N]``.
+
+Offline mode runs each video as one window (when the artifact's frame range allows it);
+streaming mode uses the artifact's window and stride. AP comes from the exact YTVIS scorer on
+benchmark-mode output; identity switches and IDF1 from the same tracks at the deployment score
+threshold. Prints a markdown table (and writes it with ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.synthetic import generate_dataset, open_dataset, read_video
+from evaluation.tracking import clear_metrics, identity_metrics, similarities
+from evaluation.tracking_input import frames_from_ground_truth
+from evaluation.ytvis import evaluate
+
+DEPLOYMENT_SCORE = 0.3
+
+
+@dataclass
+class Row:
+    model: str
+    variant: str
+    mode: str
+    window: str
+    ap: float
+    ap50: float
+    idsw: int
+    idf1: float
+    seconds: float
+
+
+def ensure_val_set(root: Path, videos: int | None, seed: int) -> Path:
+    """The synthetic val set at ``root`` (generated once, PNG frames so pixels are exact)."""
+    if not (root / "annotations.json").is_file():
+        print(f"[report] generating the synthetic val set in {root}", file=sys.stderr)
+        generate_dataset(root, preset="val", seed=seed, videos=videos, png=True, progress=True)
+    return root
+
+
+def _pipeline(artifacts: Path, variant: str, window: int, stride: int):
+    from runtime import Pipeline
+
+    if variant == "eager":
+        from evaluation.torch_backend import TorchEagerBackend
+        from runtime.manifest import load_manifest
+
+        backend = TorchEagerBackend(load_manifest(artifacts)).activate()
+        return Pipeline(artifacts, backend=backend, window=window, stride=stride, mode="benchmark",
+                        mask_format="rle", keep_images=False)
+    return Pipeline(artifacts, precision=variant, window=window, stride=stride, mode="benchmark",
+                    mask_format="rle", keep_images=False)
+
+
+def run_video(pipeline, frames, video_id: int, num_classes: int, workdir: Path):
+    """One video through ``pipeline``: (YTVIS entries, per-frame deployment tracks)."""
+    from runtime.sinks.ytvis import YtvisJsonSink
+
+    pipeline.reset()
+    results = pipeline.process(list(frames)) + pipeline.flush()
+    sink = YtvisJsonSink(workdir / f"{video_id}.json", num_classes=num_classes, video_id=video_id)
+    tracks = []
+    for result in results:
+        sink.write(result)
+        keep = result.scores >= DEPLOYMENT_SCORE
+        tracks.append([(int(t), r) for t, r, k in zip(result.track_ids, result.rles, keep) if k])
+    return sink.entries(), tracks
+
+
+def evaluate_variant(artifacts: Path, variant: str, mode: str, dataset: Path, videos: list[int]) -> Row:
+    from runtime.manifest import load_manifest
+
+    manifest = load_manifest(artifacts)
+    gt = json.loads((dataset / "annotations.json").read_text())
+    length = max(v["length"] for v in gt["videos"] if v["id"] in videos)
+    if mode == "offline":
+        window = min(length, manifest.frames_range[2])
+        stride = max(window - 1, 1)
+    else:
+        window, stride = manifest.window
+    start = time.perf_counter()
+    entries, idsw, idtp, id_errors = [], 0, 0, 0
+    with _pipeline(artifacts, variant, window, stride) as pipeline, tempfile.TemporaryDirectory() as tmp:
+        for vid in videos:
+            sample = read_video(dataset, vid)
+            video_entries, tracks = run_video(pipeline, sample.frames, vid, len(manifest.classes), Path(tmp))
+            entries += video_entries
+            gt_frames, h, w = frames_from_ground_truth(gt, vid)
+            sims = similarities(gt_frames, tracks, h, w)
+            idsw += clear_metrics(sims).idsw
+            ident = identity_metrics(sims)
+            idtp, id_errors = idtp + ident.idtp, id_errors + ident.idfp + ident.idfn
+    subset = {**gt, "videos": [v for v in gt["videos"] if v["id"] in videos],
+              "annotations": [a for a in gt["annotations"] if a["video_id"] in videos]}
+    scores = evaluate(subset, entries, lenient=True) if entries else {"AP": 0.0, "AP50": 0.0}
+    return Row(manifest.model, variant, mode, f"T={window}, S={stride}", scores["AP"], scores["AP50"],
+               idsw, 2 * idtp / max(2 * idtp + id_errors, 1), time.perf_counter() - start)
+
+
+def format_table(rows: list[Row]) -> str:
+    lines = ["| model | variant | mode | window | AP | AP50 | ID switches | IDF1 | seconds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.model} | {r.variant} | {r.mode} | {r.window} | {r.ap:.3f} | {r.ap50:.3f} | "
+              f"{r.idsw} | {r.idf1:.3f} | {r.seconds:.0f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def available_variants(artifacts: Path, wanted: list[str]) -> list[str]:
+    from runtime.manifest import load_manifest
+
+    have = {e["precision"] for e in load_manifest(artifacts).data["artifacts"] if e["kind"] == "onnx"}
+    return [v for v in wanted if v == "eager" or v in have]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.report", description=__doc__)
+    parser.add_argument("--artifacts", nargs="+", default=["artifacts/tevit"])
+    parser.add_argument("--data", default="data/synth_val", help="synthetic val set (generated if absent)")
+    parser.add_argument("--videos", type=int, default=None, help="first N val videos (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", default=["eager", "fp32", "fp16", "int8"])
+    parser.add_argument("--modes", nargs="+", default=["offline", "streaming"], choices=["offline", "streaming"])
+    parser.add_argument("--out", default=None, help="also write the markdown table here")
+    args = parser.parse_args(argv)
+    dataset = ensure_val_set(Path(args.data), None, args.seed)
+    gt = json.loads((open_dataset(dataset).annotations).read_text())
+    videos = [v["id"] for v in gt["videos"]][: args.videos]
+    rows = []
+    for artifacts in map(Path, args.artifacts):
+        for variant in available_variants(artifacts, args.variants):
+            for mode in args.modes:
+                rows.append(evaluate_variant(artifacts, variant, mode, dataset, videos))
+                print(f"[report] {format_table(rows[-1:]).splitlines()[-1]}", file=sys.stderr)
+    table = format_table(rows)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
