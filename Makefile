@@ -37,7 +37,7 @@ export: setup
 	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 
 demo: setup
-	$(PY) -m demo
+	$(PY) scripts/demo.py
 
 clean:
 	rm -rf artifacts demo_out .pytest_cache
