@@ -1,0 +1,104 @@
+"""Deformable convolution v1 as standard ops: bilinear ``grid_sample`` per kernel tap + matmul.
+
+VisTR's mask head uses a CUDA-only DCNv1 (``models/dcn``). Its offset layout (vistr_ifc.md A.3)
+equals ``torchvision.ops.deform_conv2d``: for kernel tap k = i·kw + j (row-major), offset channel
+2k is the **y** offset and 2k+1 the **x** offset; output (oy, ox) samples the input at
+(oy·s − p + i·d + dy, ox·s − p + j·d + dx) bilinearly, with zeros outside the map.
+
+Export form: for each of the kh·kw taps, one ``grid_sample`` (bilinear, zeros,
+``align_corners=False`` with pixel centres at (u + 0.5)/n, so a 1-pixel map stays valid) gives
+Tensor[N, C, Ho, Wo], and one matmul with that tap's weight slice accumulates the output. Summing
+per tap keeps the peak memory at one sampled copy of the input instead of kh·kw copies
+(0.7 GB instead of 6.3 GB for the official R-50 at 320x544). The test compares it with torchvision
+at fp32 and fp64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def deform_conv2d(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+) -> torch.Tensor:
+    """DCNv1 (one group, one offset group, no bias) equal to ``torchvision.ops.deform_conv2d``.
+
+    Args:
+        x: Tensor[N, C, H, W].
+        offset: Tensor[N, 2·kh·kw, Ho, Wo], (dy, dx) pairs per tap, row-major taps.
+        weight: Tensor[O, C, kh, kw].
+
+    Returns:
+        Tensor[N, O, Ho, Wo].
+    """
+    n, c, h, w = x.shape
+    o, c_w, kh, kw = weight.shape
+    ho = _output_size(h, kh, stride, padding, dilation)
+    wo = _output_size(w, kw, stride, padding, dilation)
+    if c_w != c:
+        raise ValueError(f"deform_conv2d: weight has {c_w} input channels, input has {c}")
+    if offset.shape[1] != 2 * kh * kw or tuple(offset.shape[-2:]) != (ho, wo):
+        raise ValueError(
+            f"deform_conv2d: offset must be [N, {2 * kh * kw}, {ho}, {wo}] (one offset group), "
+            f"got {list(offset.shape)}"
+        )
+    offset = offset.reshape(n, kh * kw, 2, ho, wo)
+    base_y = (torch.arange(ho, dtype=x.dtype, device=x.device) * stride - padding)[
+        :, None
+    ]  # [Ho, 1]
+    base_x = (torch.arange(wo, dtype=x.dtype, device=x.device) * stride - padding)[
+        None, :
+    ]  # [1, Wo]
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            k = i * kw + j
+            py = base_y + i * dilation + offset[:, k, 0]  # [N, Ho, Wo] input rows
+            px = base_x + j * dilation + offset[:, k, 1]  # [N, Ho, Wo] input columns
+            grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
+            sampled = F.grid_sample(
+                x, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+            )
+            tap = torch.matmul(weight[:, :, i, j], sampled.reshape(n, c, ho * wo))  # [N, O, Ho*Wo]
+            out = tap if out is None else out + tap
+    return out.reshape(n, o, ho, wo)
+
+
+class DeformConv2d(nn.Module):
+    """The official ``DeformConv`` module layout: a ``weight`` [O, C, k, k] and no bias."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        *,
+        stride: int = 1,
+        padding: int = 1,
+        dilation: int = 1,
+    ):
+        super().__init__()
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        stdv = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)  # official init
+        nn.init.uniform_(self.weight, -stdv, stdv)
+
+    def forward(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """x Tensor[N, C, H, W], offset Tensor[N, 2k², Ho, Wo] -> Tensor[N, O, Ho, Wo]."""
+        return deform_conv2d(
+            x, offset, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation
+        )

@@ -1,0 +1,175 @@
+"""VisTR (CVPR 2021) with its segmentation heads, as one ``VISModel`` (vistr_ifc.md Part A).
+
+Module names mirror the official ``VisTRsegm(VisTR(...))`` so official checkpoints load strictly
+with no key map: ``vistr.backbone.0.body.*``, ``vistr.input_proj``, ``vistr.transformer.*``,
+``vistr.query_embed``, ``vistr.class_embed``, ``vistr.bbox_embed``, ``bbox_attention``,
+``mask_head``, ``insmask_head`` (``vistr.backbone.1`` is the parameter-free position encoding,
+as in the official ``Joiner``).
+
+Shapes: B clips, T = ``num_frames`` (static: the queries are frame-bound), S = ``num_ins`` slots,
+Q = T·S queries (query t·S + s = slot s of frame t), d = ``hidden_dim``, (h, w) = (H/32, W/32).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from models.base import ModelSpec, VISModel
+from models.errors import UnknownModelError
+from models.vistr.backbone import Backbone, build_resnet
+from models.vistr.clip import ClipLengthError
+from models.vistr.config import PRESETS, VisTRConfig, check_config
+from models.vistr.heads import MLP, MaskHeadSmallConv, MHAttentionMap, build_insmask_head
+from models.vistr.inference import contract_outputs
+from models.vistr.position_encoding import PositionEmbeddingSine3D
+from models.vistr.transformer import Transformer
+
+__all__ = ["PRESETS", "VisTR", "VisTRSegm", "build"]
+
+
+class VisTR(nn.Module):
+    """Backbone, input projection, transformer, queries and the class/box heads."""
+
+    def __init__(self, cfg: VisTRConfig):
+        super().__init__()
+        d = cfg.hidden_dim
+        body = build_resnet(
+            cfg.backbone, basic_layers=cfg.basic_layers, basic_widths=cfg.basic_widths
+        )
+        self.backbone = nn.ModuleList([Backbone(body), PositionEmbeddingSine3D(d // 3)])
+        self.input_proj = nn.Conv2d(cfg.backbone_channels[3], d, kernel_size=1)
+        self.transformer = Transformer(
+            d, cfg.nheads, cfg.enc_layers, cfg.dec_layers, cfg.dim_feedforward
+        )
+        self.query_embed = nn.Embedding(cfg.num_queries, d)
+        self.class_embed = nn.Linear(d, cfg.num_logits)
+        self.bbox_embed = MLP(d, d, 4, 3)
+        self.num_frames = cfg.num_frames
+
+    def forward(self, images: torch.Tensor, num_clips: int, *, return_intermediate: bool = False):
+        """images Tensor[B*T, 3, H, W] (clip-major) -> (features, hs, memory).
+
+        features: [C2, C3, C4, C5] of every frame, Tensor[B*T, C_i, ·, ·];
+        hs: Tensor[B, Q, d] (Tensor[layers, B, Q, d] with ``return_intermediate``);
+        memory: Tensor[B*T, d, h, w], the encoder output of each frame.
+        """
+        features = self.backbone[0](images)
+        src = self.input_proj(features[3])  # [B*T, d, h, w]
+        _, d, h, w = src.shape
+        t = self.num_frames
+        tokens = (
+            src.reshape(num_clips, t, d, h, w)
+            .permute(0, 1, 3, 4, 2)
+            .reshape(num_clips, t * h * w, d)
+        )
+        pos = self.backbone[1](t, h, w, src.device).to(src.dtype)  # [T*h*w, d]
+        hs, memory = self.transformer(
+            tokens, pos, self.query_embed.weight, return_intermediate=return_intermediate
+        )
+        memory = memory.reshape(num_clips * t, h, w, d).permute(0, 3, 1, 2)
+        return features, hs, memory
+
+
+class VisTRSegm(VISModel):
+    """VisTR with the instance attention map, the FPN/DCN mask head and the 3-D fusion head."""
+
+    def __init__(self, cfg: VisTRConfig, spec: ModelSpec):
+        super().__init__(spec)
+        check_config(cfg)
+        self.cfg = cfg
+        self.vistr = VisTR(cfg)
+        d = cfg.hidden_dim
+        self.bbox_attention = MHAttentionMap(d, d, cfg.nheads)
+        c2, c3, c4, _ = cfg.backbone_channels
+        self.mask_head = MaskHeadSmallConv(cfg.mask_dims, (c4, c3, c2), cfg.mask_gn_groups)
+        self.insmask_head = build_insmask_head(cfg.mask_dims[4], cfg.insmask_gn_groups)
+
+    def forward_raw(self, images: torch.Tensor, num_clips: int) -> dict[str, torch.Tensor]:
+        """Official-level outputs of B clips from normalised images Tensor[B*T, 3, H, W].
+
+        Returns ``logits`` [B, Q, num_logits], ``boxes`` [B, Q, 4] (sigmoid cx, cy, w, h),
+        ``mask_logits`` [B, S, T, H/4, W/4] and ``hs`` [B, Q, d] (last decoder layer).
+        """
+        cfg = self.cfg
+        t, s = cfg.num_frames, cfg.num_ins
+        features, hs, memory = self.vistr(images, num_clips)
+        logits = self.vistr.class_embed(hs)
+        boxes = self.vistr.bbox_embed(hs).sigmoid()
+        hs_frames = hs.reshape(num_clips * t, s, hs.shape[-1])  # [B*T, S, d]
+        attn = self.bbox_attention(hs_frames, memory)  # [B*T, S, heads, h, w]
+        fpns = [features[2], features[1], features[0]]
+        items = self.mask_head(memory, attn, fpns)  # [B*T*S, c, H/4, W/4]
+        c, h4, w4 = items.shape[1:]
+        per_slot = items.reshape(num_clips, t, s, c, h4, w4).permute(0, 2, 3, 1, 4, 5)
+        mask_logits = self.insmask_head(per_slot.reshape(num_clips * s, c, t, h4, w4))
+        return {
+            "logits": logits,
+            "boxes": boxes,
+            "mask_logits": mask_logits.reshape(num_clips, s, t, h4, w4),
+            "hs": hs,
+        }
+
+    def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """uint8 frames Tensor[B, T, H, W, 3] (RGB, T = ``num_frames``) -> the engine contract."""
+        if frames.dim() == 5 and frames.shape[1] != self.cfg.num_frames:
+            raise ClipLengthError(
+                f"VisTR preset {self.preset!r} takes clips of exactly {self.cfg.num_frames} frames "
+                f"(its queries are frame-bound), got {frames.shape[1]}; pad short clips cyclically "
+                "with models.vistr.clip.cyclic_pad (the official rule)"
+            )
+        images = self.normalize(frames)  # checks dtype, layout and the artifact's input size
+        b, _, h, w, _ = frames.shape
+        raw = self.forward_raw(images, b)
+        return contract_outputs(
+            raw["logits"],
+            raw["boxes"],
+            raw["mask_logits"],
+            raw["hs"],
+            num_ins=self.cfg.num_ins,
+            class_offset=self.cfg.class_offset,
+            input_hw=(h, w),
+        )
+
+
+def model_spec(preset: str, cfg: VisTRConfig) -> ModelSpec:
+    """Deployment metadata: static T, K = slots, D = d, cyclic padding of short windows."""
+    t = cfg.num_frames
+    return ModelSpec(
+        name="vistr",
+        preset=preset,
+        classes=cfg.classes,
+        input_hw=cfg.input_hw,
+        num_outputs=cfg.num_ins,
+        embedding_dim=cfg.hidden_dim,
+        frames=(t, t, t),
+        batch=cfg.batch,
+        fixed_frames=t,
+        window=(t, cfg.window_stride),
+        extra={
+            "short_clip_padding": "cyclic",  # models.vistr.clip.cyclic_pad, done by the runtime
+            "logit_layout": {
+                "class_offset": cfg.class_offset,
+                "num_logits": cfg.num_logits,
+                "no_object": cfg.num_logits - 1,
+            },
+        },
+    )
+
+
+def build(preset: str, *, input_hw: tuple[int, int] | None = None) -> VisTRSegm:
+    """A randomly initialised VisTR at ``preset`` (``r50``, ``r101`` or ``tiny``).
+
+    ``input_hw`` overrides the preset's (H, W) (multiples of 32): the weights do not depend on
+    it, but an artifact is exported for one spatial size.
+    """
+    if preset not in PRESETS:
+        raise UnknownModelError(
+            f"unknown VisTR preset {preset!r}; presets: {', '.join(sorted(PRESETS))}"
+        )
+    cfg = PRESETS[preset]
+    if input_hw is not None:
+        cfg = dataclasses.replace(cfg, input_hw=tuple(input_hw))
+    return VisTRSegm(cfg, model_spec(preset, cfg))

@@ -1,0 +1,137 @@
+"""VisTR's DETR transformer: post-norm encoder over all space-time tokens, post-norm decoder.
+
+``models/transformer.py`` of VisTR (A.2), batch-first. Dropout is omitted (inference only) and the
+key-padding masks are dropped (never set at test time: frames are not padded). Attention uses
+``PackedAttention`` (parameter names of ``nn.MultiheadAttention``, explicit matmul/softmax).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.common.attention import PackedAttention
+
+
+class EncoderLayer(nn.Module):
+    """``x = LN(x + SelfAttn(q=k=x+pos, v=x))``; ``x = LN(x + FFN(x))``."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int):
+        super().__init__()
+        self.self_attn = PackedAttention(d_model, nhead)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+
+    def forward(self, src: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """src Tensor[B, L, d], pos Tensor[L, d] -> Tensor[B, L, d]."""
+        q = src + pos
+        src = self.norm1(src + self.self_attn(q, q, src))
+        return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
+
+
+class DecoderLayer(nn.Module):
+    """Self-attention over queries, cross-attention to the memory, FFN; each post-norm."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int):
+        super().__init__()
+        self.self_attn = PackedAttention(d_model, nhead)
+        self.multihead_attn = PackedAttention(d_model, nhead)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+
+    def forward(
+        self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor
+    ) -> torch.Tensor:
+        """tgt Tensor[B, Q, d], memory Tensor[B, L, d], pos Tensor[L, d], query_pos Tensor[Q, d]."""
+        q = tgt + query_pos
+        tgt = self.norm1(tgt + self.self_attn(q, q, tgt))
+        tgt = self.norm2(tgt + self.multihead_attn(tgt + query_pos, memory + pos, memory))
+        return self.norm3(tgt + self.linear2(F.relu(self.linear1(tgt))))
+
+
+class Encoder(nn.Module):
+    """Post-norm encoder: no final LayerNorm (official ``encoder_norm = None``)."""
+
+    def __init__(self, num_layers: int, d_model: int, nhead: int, dim_feedforward: int):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, nhead, dim_feedforward) for _ in range(num_layers)
+        )
+
+    def forward(self, src: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            src = layer(src, pos)
+        return src
+
+
+class Decoder(nn.Module):
+    """Decoder with a final LayerNorm (``decoder.norm``) applied to every returned output."""
+
+    def __init__(self, num_layers: int, d_model: int, nhead: int, dim_feedforward: int):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            DecoderLayer(d_model, nhead, dim_feedforward) for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+        *,
+        return_intermediate: bool = False,
+    ) -> torch.Tensor:
+        """Tensor[B, Q, d] (last layer), or Tensor[layers, B, Q, d] with ``return_intermediate``."""
+        outputs = []
+        for layer in self.layers:
+            tgt = layer(tgt, memory, pos, query_pos)
+            if return_intermediate:
+                outputs.append(self.norm(tgt))
+        return torch.stack(outputs) if return_intermediate else self.norm(tgt)
+
+
+class Transformer(nn.Module):
+    """Encoder over the frame-major token sequence, decoder with learned query positions."""
+
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        num_encoder_layers: int,
+        num_decoder_layers: int,
+        dim_feedforward: int,
+    ):
+        super().__init__()
+        self.encoder = Encoder(num_encoder_layers, d_model, nhead, dim_feedforward)
+        self.decoder = Decoder(num_decoder_layers, d_model, nhead, dim_feedforward)
+        for p in self.parameters():  # DETR ``_reset_parameters``
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        pos: torch.Tensor,
+        query_embed: torch.Tensor,
+        *,
+        return_intermediate: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """src Tensor[B, L, d] (L = T·h·w, order t, y, x), pos Tensor[L, d], queries Tensor[Q, d].
+
+        Returns (hs Tensor[B, Q, d] — or [layers, B, Q, d] — , memory Tensor[B, L, d]).
+        The decoder target starts at zeros; ``query_embed`` is its positional embedding.
+        """
+        memory = self.encoder(src, pos)
+        tgt = torch.zeros(
+            src.shape[0], query_embed.shape[0], src.shape[2], dtype=src.dtype, device=src.device
+        )
+        hs = self.decoder(tgt, memory, pos, query_embed, return_intermediate=return_intermediate)
+        return hs, memory

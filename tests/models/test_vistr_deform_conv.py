@@ -1,0 +1,73 @@
+"""The grid_sample + matmul deformable convolution equals torchvision.ops.deform_conv2d."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import deform_conv2d as tv_deform_conv2d
+
+from models.vistr.deform_conv import DeformConv2d, deform_conv2d
+
+# Both sides sum C·k² products in a different order (9 per-tap matmuls vs one im2col GEMM) and
+# our sample positions pass through the normalised grid (rounding ~W·eps px), so the error bound
+# is a number of ulp of the absolute sum Σ|w|·|x| per output, at either dtype. Measured:
+# ≤ 31 ulp (fp64, 1x1 kernel over 3 channels: the position rounding dominates the few terms)
+# and ≤ 20 ulp at fp32; a wrong layout or interpolation gives errors of the order of the sum.
+ULPS = 64
+CASES = [  # (N, C, O, H, W, kernel, stride, padding, dilation, offset scale in px)
+    (2, 48, 24, 13, 17, 3, 1, 1, 1, 3.0),  # the VisTR mask head's DCN (48 -> 24, 3x3, pad 1)
+    (1, 5, 4, 10, 7, 3, 2, 1, 1, 2.0),
+    (3, 4, 6, 9, 9, 3, 1, 2, 2, 5.0),
+    (1, 3, 2, 6, 11, 1, 1, 0, 1, 1.5),
+    (2, 4, 3, 1, 1, 3, 1, 1, 1, 0.7),  # 1-pixel map: every tap but the centre samples padding
+    (1, 6, 5, 8, 12, 3, 1, 1, 1, 40.0),  # offsets far outside the map -> zeros
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_equals_torchvision(case, dtype):
+    n, c, o, h, w, k, stride, padding, dilation, scale = case
+    g = torch.Generator().manual_seed(sum(case[:6]))
+    x = torch.randn(n, c, h, w, generator=g, dtype=dtype)
+    weight = torch.randn(o, c, k, k, generator=g, dtype=dtype)
+    ho = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    wo = (w + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    offset = torch.randn(n, 2 * k * k, ho, wo, generator=g, dtype=dtype) * scale
+    ours = deform_conv2d(x, offset, weight, stride=stride, padding=padding, dilation=dilation)
+    ref = tv_deform_conv2d(x, offset, weight, stride=stride, padding=padding, dilation=dilation)
+    magnitude = tv_deform_conv2d(
+        x.abs(), offset, weight.abs(), stride=stride, padding=padding, dilation=dilation
+    )
+    error = (ours - ref).abs()
+    assert (error <= ULPS * torch.finfo(dtype).eps * magnitude + 1e-30).all(), error.max()
+
+
+def test_integer_offsets_shift_the_taps_exactly():
+    """Offset (dy, dx) = (1, 0) on every tap is a 3x3 conv of the map shifted up by one row."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 2, 6, 5, generator=g, dtype=torch.float64)
+    weight = torch.randn(3, 2, 3, 3, generator=g, dtype=torch.float64)
+    offset = torch.zeros(1, 18, 6, 5, dtype=torch.float64)
+    offset[:, 0::2] = 1.0  # channel 2k is the y offset of tap k
+    # tap (i, j) of output (r, col) reads input (r + i, col + j - 1): zero-pad 0 rows above, 2 below
+    expected = F.conv2d(F.pad(x, (1, 1, 0, 2)), weight)
+    torch.testing.assert_close(
+        deform_conv2d(x, offset, weight, padding=1), expected, atol=1e-12, rtol=0
+    )
+
+
+def test_module_has_the_official_layout_and_zero_offsets_give_a_plain_conv():
+    dcn = DeformConv2d(8, 4, 3, padding=1)
+    assert list(dict(dcn.named_parameters())) == ["weight"] and dcn.weight.shape == (4, 8, 3, 3)
+    x = torch.randn(2, 8, 7, 9)
+    out = dcn(x, torch.zeros(2, 18, 7, 9))
+    torch.testing.assert_close(out, F.conv2d(x, dcn.weight, padding=1), atol=2e-5, rtol=1e-5)
+
+
+def test_wrong_offset_shape_is_refused_with_the_expected_form():
+    with pytest.raises(ValueError, match=r"offset must be \[N, 18, 7, 9\]"):
+        deform_conv2d(
+            torch.zeros(1, 8, 7, 9), torch.zeros(1, 36, 7, 9), torch.zeros(4, 8, 3, 3), padding=1
+        )
