@@ -76,3 +76,12 @@ class VISModel(nn.Module):
 
 # Class names of the synthetic VIS videos (evaluation.synthetic) that the `tiny` presets train on.
 SYNTHETIC_CLASSES = ("circle", "square", "triangle", "star", "cross")
+
+# The 40 YouTube-VIS 2019 categories, in the order of the official checkpoints' class logits.
+YTVIS_2019_CLASSES = (
+    "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
+    "monkey", "hand", "rabbit", "duck", "cat", "cow", "fish", "train", "horse", "turtle", "bear",
+    "motorbike", "giraffe", "leopard", "fox", "deer", "owl", "surfboard", "airplane", "truck",
+    "zebra", "tiger", "elephant", "snowboard", "boat", "shark", "mouse", "frog", "eagle",
+    "earless_seal", "tennis_racket",
+)  # fmt: skip

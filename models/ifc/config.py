@@ -10,16 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.base import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, SYNTHETIC_CLASSES
-
-# YouTube-VIS 2019 categories in dataset id order (ids 1..40 -> contiguous 0..39).
-YTVIS_2019_CLASSES = (
-    "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
-    "monkey", "hand", "rabbit", "duck", "cat", "cow", "fish", "train", "horse", "turtle", "bear",
-    "motorbike", "giraffe", "leopard", "fox", "deer", "owl", "surfboard", "airplane", "truck",
-    "zebra", "tiger", "elephant", "snowboard", "boat", "shark", "mouse", "frog", "eagle",
-    "earless_seal", "tennis_racket",
-)
+from models.base import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, SYNTHETIC_CLASSES, YTVIS_2019_CLASSES
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.base import SYNTHETIC_CLASSES
-from models.tevit.config import YTVIS_2019_CLASSES
+from models.base import SYNTHETIC_CLASSES, YTVIS_2019_CLASSES
 
 
 @dataclass(frozen=True)
