@@ -65,3 +65,10 @@ def test_a_training_step_reduces_nothing_to_nan_and_saves_a_loadable_checkpoint(
     reloaded = build_model("tevit", "tiny", checkpoint=path)  # weights_only=True, strict
     torch.testing.assert_close(reloaded.rpn_head.init_proposal_bboxes.weight,
                                model.rpn_head.init_proposal_bboxes.weight)
+
+
+def test_tiny_presets_use_the_synthetic_dataset_classes_in_its_order():
+    from evaluation.synthetic import CATEGORIES
+    from models.base import SYNTHETIC_CLASSES
+
+    assert SYNTHETIC_CLASSES == CATEGORIES
