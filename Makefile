@@ -7,6 +7,8 @@ MODEL  ?= tevit
 PRESET ?= tiny
 OUT    ?= artifacts/$(MODEL)
 CHECKPOINT ?=
+PRECISION ?= fp32
+CALIB ?= synthetic:val:4
 
 .PHONY: setup setup-trt test test-gpu lint demo export clean
 
@@ -33,8 +35,11 @@ test-gpu: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# PRECISION=fp16|int8 adds model.<precision>.onnx, calibrated on CALIB (video, folder, dataset
+# or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory.
 export: setup
 	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+	$(if $(filter-out fp32,$(PRECISION)),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB),)
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -1,0 +1,93 @@
+"""``python -m calibration ARTIFACTS --precision fp16|int8 --data SOURCE [options]``.
+
+Writes ``model.<precision>.onnx`` into ARTIFACTS, adds it to ``manifest.json`` and records the
+sensitivity table and final deltas in ``calibration_report.json``. SOURCE: a video file, an image
+folder or glob, a dataset folder (``python -m evaluation.synthetic --out DIR``), or
+``synthetic[:PRESET[:VIDEOS]]`` (rendered in memory). Budget: with ``--ap-data DIR`` the
+YouTube-VIS AP drop vs FP32 must stay <= ``--budget-ap`` (default 0.5); otherwise output parity
+vs FP32 must stay within ``--scores-tol``, ``--mask-tol`` and ``--box-tol``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from calibration.errors import CalibrationError
+from calibration.int8 import ENGINES, METHODS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m calibration", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("artifacts", help="artifact directory with manifest.json and model.onnx")
+    p.add_argument("--precision", required=True, choices=("fp16", "int8"))
+    p.add_argument("--data", help="calibration SOURCE (required; never random data)")
+    p.add_argument("--method", default="max", choices=METHODS, help="INT8 range method")
+    p.add_argument("--engine", default="auto", choices=ENGINES,
+                   help="INT8 quantizer: ModelOpt (max/entropy) or onnxruntime (all methods)")
+    p.add_argument("--windows", type=int, default=16, help="calibration windows")
+    p.add_argument("--eval-windows", type=int, default=4, help="held-out windows for parity")
+    p.add_argument("--reference-windows", type=int, default=2,
+                   help="windows AutoCast uses for its FP16 range rule")
+    p.add_argument("--reference-frames", type=int, default=2,
+                   help="frames of each AutoCast reference window (memory; dynamic T only)")
+    p.add_argument("--window-length", type=int, help="frames per window (default: manifest)")
+    p.add_argument("--budget-ap", type=float, default=0.5, help="max AP drop with --ap-data")
+    p.add_argument("--ap-data", help="dataset folder to measure YouTube-VIS AP on")
+    p.add_argument("--ap-videos", type=int, help="score only the first N videos of --ap-data")
+    p.add_argument("--scores-tol", type=float, default=0.02, help="parity: max score error")
+    p.add_argument("--mask-tol", type=float, default=0.02, help="parity: mean mask error")
+    p.add_argument("--box-tol", type=float, default=4.0, help="parity: max box error (px)")
+    p.add_argument("--keep-list", help="precision keep-list (default models/<model>/precision.json)")
+    p.add_argument("--block-depth", type=int, help="module-path depth of a sensitivity block")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="FP16: measure every keep-list group (one conversion each; slow)")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="INT8: skip per-block sensitivity and fallback")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or info logs")
+    return p.parse_args(argv)
+
+
+def options_from(args: argparse.Namespace):
+    from calibration.calibrate import CalibrationOptions
+    from calibration.parity import ParityBudget
+
+    return CalibrationOptions(
+        method=args.method, engine=args.engine, windows=args.windows,
+        eval_windows=args.eval_windows, reference_windows=args.reference_windows,
+        reference_frames=args.reference_frames,
+        window_length=args.window_length, budget_ap=args.budget_ap, ap_data=args.ap_data,
+        ap_videos=args.ap_videos, keep_list=args.keep_list, block_depth=args.block_depth,
+        parity=ParityBudget(scores_max_abs=args.scores_tol, mask_mae=args.mask_tol,
+                            box_max_abs=args.box_tol),
+        sensitivity=args.sensitivity, fallback=not args.no_fallback, threads=args.threads,
+        progress=not args.quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="[calibration] %(message)s")
+    logging.getLogger("visdeploy").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logging.getLogger("modelopt").setLevel(logging.ERROR)  # per-node INFO lines otherwise
+    from calibration.calibrate import calibrate_artifacts
+    from runtime.errors import ArtifactError, ManifestError
+
+    try:
+        section = calibrate_artifacts(args.artifacts, precision=args.precision, data=args.data,
+                                      options=options_from(args))
+    except (CalibrationError, ManifestError, ArtifactError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    final = section["final"]
+    print(f"model.{args.precision}.onnx: {'within' if final['within_budget'] else 'OVER'} "
+          f"budget ({section['check']['kind']}), value {final['value']:.4g}")
+    print(json.dumps({k: v for k, v in final.items() if k != "value"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

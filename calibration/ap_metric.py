@@ -1,0 +1,86 @@
+"""YouTube-VIS AP of an ONNX graph on a generated dataset, through the real runtime.
+
+``YtvisApMetric(dataset, artifacts)(onnx_path)`` streams every video of the dataset through
+``runtime.Pipeline`` in benchmark mode (the same letterbox, windows, tracking and YTVIS results as
+``python -m runtime.stream --json``) and scores the results with ``evaluation.ytvis``. It is the
+pluggable metric of ``calibration.checks.MetricCheck``; with an untrained checkpoint AP is ~0 and
+a parity budget is the meaningful one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from runtime.manifest import load_manifest, sha256_file, write_manifest
+
+
+class YtvisApMetric:
+    """AP x 100 of an ONNX file on ``dataset`` (a folder with ``annotations.json``).
+
+    Args:
+        dataset: generated dataset folder (``python -m evaluation.synthetic --out DIR``).
+        artifacts: the artifact directory whose manifest describes the graph's I/O.
+        max_videos: score only the first N videos (faster; None = all).
+        threads: onnxruntime intra-op threads (0 = default).
+    """
+
+    def __init__(self, dataset: str | Path, artifacts: str | Path, *,
+                 max_videos: int | None = None, threads: int = 0) -> None:
+        from evaluation.synthetic import open_dataset
+
+        self.paths = open_dataset(dataset)
+        self.manifest = load_manifest(artifacts)
+        gt = json.loads(self.paths.annotations.read_text(encoding="utf-8"))
+        self.videos = gt["videos"][:max_videos] if max_videos else gt["videos"]
+        self.threads = threads
+
+    def _staged(self, onnx_path: Path, folder: Path) -> Path:
+        """An artifact folder whose manifest lists ``onnx_path`` as its only (fp32-slot) graph."""
+        target = folder / "model.onnx"
+        os.symlink(Path(onnx_path).resolve(), target)
+        data = dict(self.manifest.data)
+        data["artifacts"] = [{"file": target.name, "kind": "onnx", "precision": "fp32",
+                              "sha256": sha256_file(target)}]
+        write_manifest(folder, data)
+        return folder
+
+    def _video_source(self, video: dict):
+        from runtime.sources import ImageSequenceSource, VideoFileSource
+
+        root = self.paths.root
+        pngs = [root / "frames" / name for name in video.get("file_names", [])]
+        if pngs and all(p.is_file() for p in pngs):
+            return ImageSequenceSource(pngs, description=f"video {video['id']}")
+        return VideoFileSource(root / video["mp4_file"])
+
+    def results(self, onnx_path: str | Path) -> list[dict]:
+        """YTVIS result entries of every video."""
+        from runtime.pipeline import Pipeline
+        from runtime.sinks.ytvis import YtvisJsonSink
+
+        entries: list[dict] = []
+        with tempfile.TemporaryDirectory(prefix="visdeploy_ap_") as tmp:
+            staged = self._staged(Path(onnx_path), Path(tmp))
+            with Pipeline(staged, device="cpu", mode="benchmark", threads=self.threads) as pipe:
+                for video in self.videos:
+                    sink = YtvisJsonSink(Path(tmp) / f"{video['id']}.json",
+                                         num_classes=len(pipe.class_names), video_id=video["id"])
+                    for result in pipe.run(self._video_source(video)):
+                        sink.write(result)
+                    entries += sink.entries()
+        return entries
+
+    def __call__(self, onnx_path: str | Path) -> float:
+        from evaluation.ytvis import evaluate
+
+        entries = self.results(onnx_path)
+        if not entries:
+            return 0.0
+        gt = json.loads(self.paths.annotations.read_text(encoding="utf-8"))
+        ids = {video["id"] for video in self.videos}
+        gt["videos"] = [v for v in gt["videos"] if v["id"] in ids]
+        gt["annotations"] = [a for a in gt["annotations"] if a["video_id"] in ids]
+        return 100.0 * max(evaluate(gt, entries, lenient=True)["AP"], 0.0)

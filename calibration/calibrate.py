@@ -1,0 +1,249 @@
+"""``calibrate_artifacts``: write ``model.fp16.onnx`` or ``model.int8.onnx`` into an artifact
+directory, with its report section and manifest entry (phase-logged).
+
+Steps: read calibration windows (runtime letterbox + windows) -> split off held-out windows ->
+convert (AutoCast FP16 / ModelOpt or onnxruntime INT8 Q/DQ) -> measure per block (INT8) or per
+keep-list group (FP16, ``sensitivity=True``) -> fall back until the budget holds -> write the
+graph, ``calibration_report.json`` and the manifest entry -> run it once through the runtime's
+onnxruntime backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from calibration.checks import DEFAULT_BUDGET_AP, MetricCheck, ParityCheck
+from calibration.data import CalibrationSet, collect_windows
+from calibration.errors import BudgetError, CalibrationDataError, CalibrationError
+from calibration.fp16 import convert_fp16
+from calibration.graph import has_scopes, node_infos, select
+from calibration.int8 import quantize_int8
+from calibration.keeplist import KeepList, load_keep_list
+from calibration.parity import ParityBudget
+from calibration.qdq import keep_quantized, qdq_counts, quantized_nodes
+from calibration.report import manifest_summary, onnx_entry, update_manifest, write_report
+from calibration.sensitivity import block_sensitivity, fallback, fp16_group_sensitivity
+from runtime.manifest import Manifest, load_manifest
+
+log = logging.getLogger("visdeploy.calibration")
+PRECISIONS = ("fp16", "int8")
+OTHER_T = 3  # parity is also checked at a frame count other than the calibration windows'
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationOptions:
+    """Settings of one conversion (CLI flags of ``python -m calibration`` map 1:1).
+
+    ``metric`` (ONNX path -> score, higher better) switches the budget from parity to a task
+    metric drop <= ``budget_ap``; ``ap_data`` builds the YouTube-VIS AP metric on that dataset.
+    ``reference_frames`` shortens AutoCast's reference windows (dynamic-T models only): its
+    range rule keeps every intermediate tensor in memory, over 23 GB for the official TeViT at
+    384x640 and T=5; per-tensor magnitudes hardly depend on T.
+    """
+
+    method: str = "max"
+    engine: str = "auto"
+    windows: int = 16
+    eval_windows: int = 4
+    reference_windows: int = 2
+    reference_frames: int | None = 2
+    window_length: int | None = None
+    parity: ParityBudget = field(default_factory=ParityBudget)
+    budget_ap: float = DEFAULT_BUDGET_AP
+    metric: Callable[[Path], float] | None = None
+    ap_data: str | None = None
+    ap_videos: int | None = None
+    keep_list: str | None = None
+    block_depth: int | None = None
+    sensitivity: bool = False
+    fallback: bool = True
+    threads: int = 0
+    progress: bool = True
+
+
+@dataclass
+class _Job:
+    """What every phase needs: manifest, FP32 graph and its node infos, data, check."""
+
+    manifest: Manifest
+    fp32_path: Path
+    fp32: onnx.ModelProto
+    infos: list
+    keep: KeepList
+    calib: CalibrationSet
+    held: CalibrationSet
+    check: object
+    options: CalibrationOptions
+
+
+def _prepare(directory: Path, data, options: CalibrationOptions) -> _Job:
+    manifest = load_manifest(directory)
+    fp32_path = manifest.verified_path(manifest.artifact("onnx", "fp32"))
+    keep = load_keep_list(manifest.model, options.keep_list)
+    windows = collect_windows(data, manifest, max_windows=options.windows + options.eval_windows,
+                              length=options.window_length, progress=options.progress)
+    calib, held = windows.split(options.eval_windows)
+    fp32 = onnx.load(str(fp32_path))
+    infos = node_infos(fp32)
+    if not has_scopes(infos):
+        log.warning("%s has no module scopes (pkg.torch.onnx.name_scopes); module rules of the "
+                    "keep-list match nothing and all nodes form one block", fp32_path.name)
+    metric = options.metric
+    if metric is None and options.ap_data:
+        from calibration.ap_metric import YtvisApMetric
+
+        metric = YtvisApMetric(options.ap_data, directory, max_videos=options.ap_videos,
+                               threads=options.threads)
+    check = (MetricCheck(metric, fp32_path, budget_drop=options.budget_ap) if metric else
+             ParityCheck(fp32, held.windows, budget=options.parity, threads=options.threads))
+    return _Job(manifest, fp32_path, fp32, infos, keep, calib, held, check, options)
+
+
+def _keep_nodes(job: _Job, selectors) -> tuple[set[str], dict[str, int]]:
+    chosen = select(job.infos, list(selectors))
+    return set().union(*chosen.values()) if chosen else set(), {k: len(v) for k, v in chosen.items()}
+
+
+def _run_fp16(job: _Job, dst: Path) -> dict:
+    opts, keep = job.options, job.keep
+    reference = job.calib.windows[:max(1, opts.reference_windows)]
+    if opts.reference_frames and not job.manifest.fixed_frames:
+        reference = reference[:, :opts.reference_frames]
+    section: dict = {"tool": "modelopt.onnx.autocast", "data_max": keep.fp16_data_max}
+    if opts.sensitivity:
+        section["sensitivity"] = fp16_group_sensitivity(
+            job.fp32_path, job.fp32, job.infos, [g.selector for g in keep.fp16_groups],
+            reference, job.check, decided=keep.fp16_keep, data_max=keep.fp16_data_max,
+            progress=opts.progress)
+    nodes, counts = _keep_nodes(job, keep.fp16_keep)
+    result = convert_fp16(job.fp32_path, dst, reference, keep_nodes=nodes,
+                          data_max=keep.fp16_data_max)
+    final = job.check.measure(onnx.load(str(dst)))
+    if not final.within_budget:
+        log.warning("FP16 with the keep-list is over budget (%.3g); keeping every group FP32",
+                    final.value)
+        nodes, counts = _keep_nodes(job, [g.selector for g in keep.fp16_groups])
+        result = convert_fp16(job.fp32_path, dst, reference, keep_nodes=nodes,
+                              data_max=keep.fp16_data_max)
+        final = job.check.measure(onnx.load(str(dst)))
+        section["fallback"] = "all keep-list groups kept FP32"
+    if not final.within_budget:
+        raise BudgetError(f"FP16 graph misses the budget ({final.as_dict()}) even with every "
+                          f"keep-list group in FP32; add groups to {keep.path} or loosen the "
+                          "budget")
+    section.update(kept_fp32_groups=counts, conversion=result.as_dict(), final=final.as_dict())
+    return section
+
+
+def _restrict(job: _Job, qmodel: onnx.ModelProto, candidates: set[str]):
+    """Keep Q/DQ only in front of keep-list candidates; measure what the quantizer added beyond
+    them (ModelOpt also quantizes residual Adds, Concats, Resizes; onnxruntime every consumer of
+    a quantized output) so the report shows whether keeping them out mattered."""
+    quantized = quantized_nodes(qmodel)
+    outside = quantized - candidates
+    if not outside:
+        return qmodel, quantized, None
+    by_type = Counter(info.op_type for info in job.infos if info.name in outside)
+    record = {"nodes": dict(by_type), "measured_with_them": job.check.measure(qmodel).as_dict()}
+    return keep_quantized(qmodel, job.fp32, quantized & candidates), quantized & candidates, record
+
+
+def _run_int8(job: _Job, dst: Path) -> dict:
+    opts, keep = job.options, job.keep
+    exclude, excluded_counts = _keep_nodes(job, keep.int8_exclude)
+    candidates = {n.name for n in job.infos if n.op_type in keep.int8_op_types} - exclude
+    with tempfile.TemporaryDirectory(prefix="visdeploy_int8_") as tmp:
+        full_path = Path(tmp) / "full.onnx"
+        result = quantize_int8(job.fp32_path, full_path, job.calib.windows, method=opts.method,
+                               engine=opts.engine, candidates=candidates,
+                               op_types=keep.int8_op_types, exclude=exclude)
+        qmodel = onnx.load(str(full_path))
+    section: dict = {"tool": result.engine, "method": opts.method, "engine": result.engine,
+                     "op_types": list(keep.int8_op_types), "excluded_by_keep_list": excluded_counts,
+                     "calibration": result.as_dict(), "full": qdq_counts(qmodel)}
+    qmodel, quantized, section["outside_keep_list"] = _restrict(job, qmodel, candidates)
+    if opts.fallback:
+        rows = block_sensitivity(qmodel, job.fp32, job.infos, quantized, job.check,
+                                 depth=opts.block_depth or keep.block_depth,
+                                 progress=opts.progress)
+        model, record = fallback(qmodel, job.fp32, quantized, rows, job.check)
+        section.update(sensitivity=[r.as_dict() for r in rows], fallback=record.as_dict())
+        final = record.final
+    else:
+        model, final = qmodel, job.check.measure(qmodel)
+    if not quantized_nodes(model):
+        raise BudgetError("no layer could stay INT8 within the budget; loosen it (--budget-ap, "
+                          "--scores-tol/--mask-tol/--box-tol) or use fp16")
+    onnx.save(model, str(dst))
+    section.update(written=qdq_counts(model), final=final.as_dict())
+    return section
+
+
+def _other_t_parity(job: _Job, dst: Path) -> dict | None:
+    """Parity of the written graph at T = OTHER_T frames (parity budget only)."""
+    t = job.held.windows.shape[1]
+    if not isinstance(job.check, ParityCheck) or t <= OTHER_T:
+        return None
+    check = ParityCheck(job.fp32, job.held.windows[:, :OTHER_T], budget=job.options.parity,
+                        threads=job.options.threads)
+    return {"frames": OTHER_T, **check.measure(onnx.load(str(dst))).as_dict()}
+
+
+def _runtime_smoke(directory: Path, precision: str, job: _Job) -> dict:
+    """Run one held-out window through the runtime's onnxruntime backend (default settings)."""
+    from runtime.backends import open_backend
+
+    backend = open_backend(load_manifest(directory), "onnxruntime", device="cpu",
+                           precision=precision, threads=job.options.threads)
+    with backend:
+        outputs = backend.infer(job.held.windows[:1])
+    return {"backend": "onnxruntime", "optimization": backend.optimization,
+            "ms": round(backend.last_inference_ms, 1),
+            "outputs": {k: list(v.shape) for k, v in outputs.items()}}
+
+
+def calibrate_artifacts(directory: str | Path, *, precision: str, data,
+                        options: CalibrationOptions | None = None) -> dict:
+    """Write ``model.<precision>.onnx`` into ``directory`` and record it; returns the report section.
+
+    Raises:
+        CalibrationDataError: no or unreadable calibration data (never falls back to random).
+        BudgetError: the budget cannot be met.
+        KeepListError, QuantizerUnavailableError, runtime ManifestError/ArtifactError.
+    """
+    if precision not in PRECISIONS:
+        raise CalibrationError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if data is None:
+        raise CalibrationDataError(
+            "no calibration data: pass --data SOURCE (a video file, an image folder, a dataset "
+            "folder from python -m evaluation.synthetic, or synthetic[:PRESET[:VIDEOS]]); "
+            "calibration never uses random inputs")
+    options = options or CalibrationOptions()
+    directory = Path(directory)
+    start = time.perf_counter()
+    job = _prepare(directory, data, options)
+    dst = directory / f"model.{precision}.onnx"
+    log.info("Converting %s to %s ...", job.fp32_path.name, precision)
+    section = _run_fp16(job, dst) if precision == "fp16" else _run_int8(job, dst)
+    section.update(data=job.calib.summary(), held_out_windows=len(job.held),
+                   keep_list=str(job.keep.path), check=job.check.describe())
+    other = _other_t_parity(job, dst)
+    if other:
+        section["final_other_T"] = other
+    entry = onnx_entry(directory, dst.name, precision=precision,
+                       calibration=manifest_summary(section))
+    update_manifest(directory, entry)
+    section["runtime_check"] = _runtime_smoke(directory, precision, job)
+    section["seconds"] = round(time.perf_counter() - start, 1)
+    write_report(directory, precision, section)
+    log.info("%s written (%.1f MB) in %.0f s; report %s", dst.name, dst.stat().st_size / 1e6,
+             section["seconds"], directory / "calibration_report.json")
+    return section

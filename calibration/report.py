@@ -1,0 +1,77 @@
+"""Recording a precision conversion: ``calibration_report.json`` and the manifest entry.
+
+The report holds one section per precision (``fp16``, ``int8``): data used, the keep-list rules
+and node counts, the sensitivity table, fallback steps and the final deltas. The manifest gets an
+artifact entry (file, kind, precision, sha256, size, opset) with a short ``calibration`` summary,
+replacing an older entry of the same kind and precision. Torch-free: ``export.manifest`` imports
+torch, so the entry is built here from ``runtime.manifest`` helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import onnx
+
+from runtime.manifest import load_manifest, sha256_file, write_manifest
+
+REPORT_NAME = "calibration_report.json"
+
+
+def onnx_entry(directory: Path, file: str, *, precision: str, **extra) -> dict:
+    """Manifest artifact entry for ``directory/file`` (sha256, size, opset)."""
+    path = directory / file
+    model = onnx.load(str(path), load_external_data=False)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return {"file": file, "kind": "onnx", "precision": precision, "opset": opset,
+            "sha256": sha256_file(path), "size_bytes": path.stat().st_size, **extra}
+
+
+def update_manifest(directory: Path, entry: dict) -> None:
+    """Add ``entry`` to the manifest's artifacts, replacing the same kind + precision."""
+    data = dict(load_manifest(directory).data)
+    data["artifacts"] = [a for a in data["artifacts"]
+                         if not (a["kind"] == entry["kind"] and a["precision"] == entry["precision"])]
+    data["artifacts"].append(entry)
+    write_manifest(directory, data)
+
+
+def write_report(directory: Path, precision: str, section: dict) -> Path:
+    """Merge ``section`` into ``directory/calibration_report.json`` under ``precision``."""
+    path = directory / REPORT_NAME
+    report = {}
+    if path.is_file():
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            report = {}
+    report[precision] = section
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return sorted(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to the calibration report")
+
+
+def manifest_summary(section: dict) -> dict:
+    """The short ``calibration`` block of the manifest entry."""
+    final = section.get("final", {})
+    return {key: section[key] for key in ("tool", "method", "engine") if key in section} | {
+        "data": section.get("data", {}).get("source"),
+        "windows": section.get("data", {}).get("windows"),
+        "check": section.get("check", {}).get("kind"),
+        "value": final.get("value"),
+        "within_budget": final.get("within_budget"),
+        "report": REPORT_NAME,
+    }

@@ -1,0 +1,144 @@
+"""Node scopes and selections, Q/DQ surgery, the AutoCast cleanup replacement, keep-lists."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from calib_fixtures import mlp_model, qdq_by_hand
+
+from calibration.errors import KeepListError
+from calibration.graph import (
+    TOP_BLOCK,
+    Selector,
+    block_of,
+    blocks,
+    exact_name_regex,
+    node_infos,
+    select,
+)
+from calibration.keeplist import load_keep_list, parse_keep_list
+from calibration.parity import open_session
+from calibration.qdq import keep_quantized, qdq_counts, quantized_nodes
+
+
+def _run(model, x):
+    return open_session(model).run(None, {"x": x})[0]
+
+
+def test_node_infos_blocks_and_selectors():
+    infos = {i.name: i for i in node_infos(mlp_model())}
+    assert infos["mm1"].module == "backbone.layers.0.fc"
+    assert infos["act"].module == ""
+    assert block_of(infos["mm1"].module, 2) == "backbone.layers"
+    assert block_of("", 3) == TOP_BLOCK
+    assert blocks(list(infos.values()), 1) == {"backbone": ["mm1"], TOP_BLOCK: ["act"],
+                                                "head": ["mm2"]}
+    chosen = select(list(infos.values()), [
+        Selector("mm", op_types=("MatMul",)), Selector("head", module=r"head\..*"),
+        Selector("top", module=""), Selector("both", op_types=("MatMul",), module="backbone.*")])
+    assert chosen == {"mm": {"mm1", "mm2"}, "head": {"mm2"}, "top": {"act"}, "both": {"mm1"}}
+    import re
+    assert re.match(exact_name_regex({"a.b", "c"}), "a.b") and not re.match(
+        exact_name_regex({"a.b"}), "axb")
+
+
+def test_keep_quantized_removes_qdq_exactly():
+    fp32 = mlp_model()
+    q = qdq_by_hand(fp32)
+    x = np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32)
+    assert quantized_nodes(q) == {"mm1", "mm2"}
+    assert not np.allclose(_run(q, x), _run(fp32, x), atol=1e-4)  # quantization is visible
+    none = keep_quantized(q, fp32, set())
+    assert qdq_counts(none) == {"QuantizeLinear": 0, "DequantizeLinear": 0, "quantized_nodes": 0}
+    np.testing.assert_array_equal(_run(none, x), _run(fp32, x))
+    only2 = keep_quantized(q, fp32, {"mm2"})
+    assert quantized_nodes(only2) == {"mm2"}
+    assert qdq_counts(only2)["QuantizeLinear"] == 2
+    onnx.checker.check_model(only2, full_check=True)
+
+
+def test_keep_quantized_restores_prequantized_weights_from_fp32():
+    """onnxruntime's QDQ stores weights as int8 initializers -> DQ; the FP32 weight comes back."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(2)
+            self.it = iter([{"x": rng.normal(size=(4, 8)).astype(np.float32)} for _ in range(3)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = mlp_model(bias=True)  # onnxruntime names the bias DQ output like the bias
+        onnx.save(fp32, f"{tmp}/m.onnx")
+        # Asymmetric activations would let onnxruntime drop the Relu (absorbed by the range).
+        quantize_static(f"{tmp}/m.onnx", f"{tmp}/q.onnx", Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, extra_options={"ActivationSymmetric": True})
+        q = onnx.load(str(Path(tmp) / "q.onnx"))
+        quantize_static(f"{tmp}/m.onnx", f"{tmp}/q_asym.onnx", Reader(),
+                        quant_format=QuantFormat.QDQ)
+        asym = onnx.load(str(Path(tmp) / "q_asym.onnx"))
+    assert {"mm1", "mm2"} <= quantized_nodes(q)
+    x = np.random.default_rng(3).normal(size=(5, 8)).astype(np.float32)
+    restored = keep_quantized(q, fp32, set())
+    assert qdq_counts(restored)["DequantizeLinear"] == 0
+    np.testing.assert_array_equal(_run(restored, x), _run(fp32, x))
+    if "act" not in {n.name for n in asym.graph.node}:
+        with pytest.raises(ValueError, match="removed 1 nodes"):
+            keep_quantized(asym, fp32, set())
+
+
+def test_linear_cleanup_matches_modelopt_rule():
+    pytest.importorskip("modelopt.onnx.autocast")
+    from modelopt.onnx.autocast.precisionconverter import PrecisionConverter
+
+    from calibration.fp16 import _linear_dead_node_cleanup
+
+    model = mlp_model()
+    model.graph.node.append(onnx.helper.make_node("Cast", ["h"], ["dead1"], to=10, name="c1"))
+    model.graph.node.append(onnx.helper.make_node("Relu", ["dead1"], ["dead2"], name="r2"))
+
+    class Holder:
+        pass
+
+    ours, theirs = Holder(), Holder()
+    ours.model, theirs.model = onnx.ModelProto(), onnx.ModelProto()
+    ours.model.CopyFrom(model)
+    theirs.model.CopyFrom(model)
+    _linear_dead_node_cleanup(ours)
+    PrecisionConverter._cleanup_no_consumer_nodes(theirs)
+    assert [n.name for n in ours.model.graph.node] == [n.name for n in theirs.model.graph.node]
+    assert [n.name for n in ours.model.graph.node] == ["mm1", "act", "mm2", "c1"]
+
+
+def test_keep_list_validation(tmp_path):
+    good = {"format": "visdeploy.precision/1", "fp16": {"groups": []}, "int8": {}}
+    assert parse_keep_list(good, tmp_path / "k.json").int8_op_types
+    bad_rules = [
+        {**good, "format": "x"},
+        {**good, "fp16": {"groups": [{"name": "g", "op_types": ["Softmax"]}]}},  # no keep_fp32
+        {**good, "int8": {"exclude": [{"name": "e"}]}},  # selects nothing
+        {**good, "int8": {"quantize_op_types": ["Add"]}},
+    ]
+    for data in bad_rules:
+        with pytest.raises(KeepListError):
+            parse_keep_list(data, tmp_path / "k.json")
+    with pytest.raises(KeepListError, match="no precision keep-list"):
+        load_keep_list("nomodel", tmp_path / "missing.json")
+    path = tmp_path / "broken.json"
+    path.write_text("{")
+    with pytest.raises(KeepListError, match="cannot read"):
+        load_keep_list("x", path)
+
+
+def test_repository_keep_lists_parse():
+    tevit = load_keep_list("tevit")
+    assert {g.selector.name for g in tevit.fp16_groups} >= {"layer_norm", "softmax",
+                                                            "roi_level_map"}
+    assert json.loads(tevit.path.read_text())["model"] == "tevit"

@@ -1,0 +1,199 @@
+"""FP16 and INT8 of the tiny TeViT: graphs, manifest, report, runtime runs and accuracy deltas.
+
+Calibration is done once per module on few, short windows (T=2) to stay fast; the runtime runs
+use T=3, a frame count the calibration never saw. Accuracy deltas are asserted with the parity
+budget; when a trained tiny checkpoint exists (``checkpoints/tevit_tiny.pth``, which the session
+export fixture then uses), the AP-delta test runs too.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+from calibration.calibrate import CalibrationOptions, calibrate_artifacts
+from calibration.checks import MetricCheck, ParityCheck
+from calibration.data import collect_windows
+from calibration.graph import Selector, node_infos, select
+from calibration.keeplist import load_keep_list
+from calibration.parity import ParityBudget, compare_outputs
+from calibration.qdq import QDQ_OPS, quantized_nodes
+from calibration.sensitivity import block_sensitivity, fallback
+from runtime.backends import OnnxRuntimeBackend
+from runtime.manifest import load_manifest
+
+DATA = "synthetic:tiny:2"
+FAST = {"windows": 2, "eval_windows": 1, "reference_windows": 1, "window_length": 2,
+        "block_depth": 1, "progress": False}
+RUNTIME_T = 3
+AP_BUDGET = 0.5  # points of YouTube-VIS AP (issue 7)
+
+
+def _trained_checkpoint() -> bool:
+    from export.artifacts import default_checkpoint
+
+    return default_checkpoint("tevit", "tiny") is not None
+
+
+@pytest.fixture(scope="module")
+def calibrated(tiny_tevit_artifacts, tmp_path_factory):
+    """(artifact dir with model.fp16.onnx and model.int8.onnx, {precision: report section})."""
+    dest = tmp_path_factory.mktemp("calibrated") / "tevit"
+    shutil.copytree(tiny_tevit_artifacts, dest)
+    sections = {p: calibrate_artifacts(dest, precision=p, data=DATA,
+                                       options=CalibrationOptions(**FAST))
+                for p in ("fp16", "int8")}
+    return dest, sections
+
+
+@pytest.fixture(scope="module")
+def runtime_windows(calibrated):
+    return collect_windows("synthetic:tiny:3", load_manifest(calibrated[0]), max_windows=2,
+                           length=RUNTIME_T, progress=False).windows
+
+
+def test_manifest_and_report_record_both_graphs(calibrated):
+    directory, sections = calibrated
+    manifest = load_manifest(directory)
+    for precision in ("fp32", "fp16", "int8"):
+        entry = manifest.artifact("onnx", precision)
+        assert manifest.verified_path(entry).name == (
+            "model.onnx" if precision == "fp32" else f"model.{precision}.onnx")
+    int8 = manifest.artifact("onnx", "int8")
+    assert int8["calibration"]["within_budget"] and int8["calibration"]["method"] == "max"
+    report = json.loads((directory / "calibration_report.json").read_text())
+    assert set(report) == {"fp16", "int8"}
+    assert report["int8"]["sensitivity"] and report["int8"]["fallback"]["steps"]
+    assert {r["block"] for r in report["int8"]["sensitivity"]} >= {"backbone", "roi_head"}
+    assert report["fp16"]["final"]["within_budget"] and report["int8"]["final"]["within_budget"]
+    for section in sections.values():
+        assert section["runtime_check"]["optimization"] == "extended"
+
+
+def test_runtime_backend_runs_all_graphs_within_parity_budget(calibrated, runtime_windows):
+    manifest = load_manifest(calibrated[0])
+    outputs = {}
+    for precision in ("fp32", "fp16", "int8"):
+        backend = OnnxRuntimeBackend(manifest, device="cpu", precision=precision)
+        assert backend.optimization == "extended"  # ENABLE_ALL segfaults on FP16 (toolchain §4)
+        with backend:
+            outputs[precision] = [backend.infer(w[None]) for w in runtime_windows]
+    for precision in ("fp16", "int8"):
+        stats = compare_outputs(outputs["fp32"], outputs[precision])
+        assert ParityBudget().loss(stats) <= 1.0, (precision, stats)
+        assert stats.mask_iou > 0.9, (precision, stats)
+
+
+def test_int8_quantizes_only_linear_layers_outside_the_keep_list(calibrated, tiny_tevit_artifacts):
+    directory, _ = calibrated
+    fp32 = onnx.load(str(directory / "model.onnx"), load_external_data=False)
+    infos = {i.name: i for i in node_infos(fp32)}
+    int8 = onnx.load(str(directory / "model.int8.onnx"), load_external_data=False)
+    keep = load_keep_list("tevit")
+    quantized = quantized_nodes(int8)
+    assert quantized and {infos[n].op_type for n in quantized} <= set(keep.int8_op_types)
+    excluded = set().union(*select(list(infos.values()), list(keep.int8_exclude)).values())
+    assert not quantized & excluded
+    ops = {n.op_type for n in int8.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    dims = int8.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims[:2]] == ["B", "T"]  # dynamic B and T kept
+
+
+def test_fp16_keeps_io_and_keep_list_groups_in_fp32(calibrated):
+    directory, _ = calibrated
+    fp16 = onnx.load(str(directory / "model.fp16.onnx"), load_external_data=False)
+    fp32 = onnx.load(str(directory / "model.onnx"), load_external_data=False)
+    io = lambda m: [(v.name, v.type.tensor_type.elem_type) for v in [*m.graph.input, *m.graph.output]]  # noqa: E731
+    assert io(fp16) == io(fp32)
+    types = {v.name: v.type.tensor_type.elem_type for v in fp16.graph.value_info}
+    kept = set().union(*select(node_infos(fp32), load_keep_list("tevit").fp16_keep).values())
+    assert select(node_infos(fp32), [Selector("ln", op_types=("LayerNormalization",))])["ln"] <= kept
+    by_name = {n.name: n for n in fp16.graph.node}
+    for name in kept:
+        assert all(types.get(out) != onnx.TensorProto.FLOAT16 for out in by_name[name].output), name
+    assert any(t == onnx.TensorProto.FLOAT16 for t in types.values())
+
+
+def test_fallback_returns_blocks_until_the_budget_holds(calibrated):
+    directory, _ = calibrated
+    fp32 = onnx.load(str(directory / "model.onnx"))
+    qmodel = onnx.load(str(directory / "model.int8.onnx"))
+    windows = collect_windows(DATA, load_manifest(directory), max_windows=1, length=2,
+                              progress=False).windows
+    # INT8 anywhere moves scores by ~1e-3; the FP32-equivalent graph stays within 1e-5 (a
+    # quantizer's graph rewrites may change onnxruntime's fusions, hence not exactly 0).
+    strict = ParityCheck(fp32, windows, budget=ParityBudget(scores_max_abs=1e-5, mask_mae=1e-5,
+                                                            box_max_abs=1e-2))
+    quantized = quantized_nodes(qmodel)
+    infos = node_infos(fp32)
+    rows = block_sensitivity(qmodel, fp32, infos, quantized, strict, depth=1, progress=False)
+    order = [r.block for r in rows]
+    assert order and rows[0].measurement.value >= rows[-1].measurement.value
+    model, record = fallback(qmodel, fp32, quantized, rows, strict)
+    assert record.excluded == order[:len(record.excluded)] and record.final.within_budget
+    assert len(record.steps) == len(record.excluded) + 1
+    assert not any(step["within_budget"] for step in record.steps[:-1])
+    if record.excluded == order:
+        assert not any(n.op_type in QDQ_OPS for n in model.graph.node)
+    loose = ParityCheck(fp32, windows, budget=ParityBudget(scores_max_abs=1.0, mask_mae=1.0,
+                                                           box_max_abs=1e3))
+    same, none_back = fallback(qmodel, fp32, quantized, rows, loose)
+    assert none_back.excluded == [] and quantized_nodes(same) == quantized
+
+
+def test_ap_metric_path_runs_through_the_runtime(calibrated, tmp_path):
+    from calibration.ap_metric import YtvisApMetric
+    from evaluation.synthetic import generate_dataset
+
+    directory, _ = calibrated
+    generate_dataset(tmp_path / "val", preset="tiny", videos=1, png=True)
+    check = MetricCheck(YtvisApMetric(tmp_path / "val", directory), directory / "model.onnx",
+                        budget_drop=AP_BUDGET)
+    assert 0.0 <= check.baseline <= 100.0
+    same = check.measure(onnx.load(str(directory / "model.onnx")))
+    assert same.value == 0.0 and same.within_budget  # the FP32 graph against itself
+
+
+@pytest.mark.skipif(not _trained_checkpoint(), reason="no trained checkpoints/tevit_tiny.pth: "
+                    "AP deltas of an untrained model are meaningless (parity test covers it)")
+def test_ap_drop_within_budget_with_trained_tiny_model(calibrated, tmp_path):
+    from calibration.ap_metric import YtvisApMetric
+    from evaluation.synthetic import generate_dataset
+
+    directory, _ = calibrated
+    generate_dataset(tmp_path / "val", preset="val", videos=3, png=False)
+    check = MetricCheck(YtvisApMetric(tmp_path / "val", directory), directory / "model.onnx",
+                        budget_drop=AP_BUDGET)
+    assert check.baseline > 5.0, "the trained tiny model should detect the synthetic shapes"
+    for precision in ("fp16", "int8"):
+        drop = check.measure(onnx.load(str(directory / f"model.{precision}.onnx")))
+        assert drop.within_budget, (precision, drop.as_dict())
+    assert np.isfinite(check.baseline)
+
+
+def test_percentile_runs_on_the_onnxruntime_engine(calibrated, tmp_path):
+    from calibration.int8 import quantize_int8
+    from calibration.qdq import keep_quantized
+
+    directory, _ = calibrated
+    fp32 = onnx.load(str(directory / "model.onnx"))
+    infos = node_infos(fp32)
+    keep = load_keep_list("tevit")
+    exclude = set().union(*select(infos, list(keep.int8_exclude)).values())
+    candidates = {i.name for i in infos if i.op_type in keep.int8_op_types} - exclude
+    windows = collect_windows(DATA, load_manifest(directory), max_windows=2, length=2,
+                              progress=False).windows
+    result = quantize_int8(directory / "model.onnx", tmp_path / "pct.onnx", windows[:1],
+                           method="percentile", candidates=candidates,
+                           op_types=keep.int8_op_types, exclude=exclude)
+    assert result.engine == "onnxruntime"
+    qmodel = onnx.load(str(tmp_path / "pct.onnx"))
+    restricted = keep_quantized(qmodel, fp32, quantized_nodes(qmodel) & candidates)
+    assert quantized_nodes(restricted) and quantized_nodes(restricted) <= candidates
+    stats = ParityCheck(fp32, windows[1:]).measure(restricted)
+    assert np.isfinite(stats.value) and stats.details["mask_iou"] > 0.9, stats.as_dict()
