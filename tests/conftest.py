@@ -2,16 +2,46 @@
 
 - ``tiny_tevit_artifacts``: ``artifacts/``-style directory with the tiny TeViT ``model.onnx`` and
   ``manifest.json`` (repository checkpoint if present, else seeded random init), exported once.
+- ``key_table``: the official state-dict key tables of ``shared/specs``.
 - GPU tests carry ``@pytest.mark.gpu`` and are skipped when no CUDA device is visible.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+
+SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"
+
+
+def read_key_table(name: str) -> tuple[dict[str, tuple[int, ...]], int | None]:
+    """``shared/specs/<name>_state_dict.tsv`` as (official key -> shape, element count stated in
+    its header, if any)."""
+    path = SPECS / f"{name}_state_dict.tsv"
+    if not path.is_file():
+        pytest.fail(f"key table {path} is missing (the spec directory moved?)")
+    shapes, stated = {}, None
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            found = re.search(r"([\d,]+) tensor elements", line)
+            stated = int(found.group(1).replace(",", "")) if found else stated
+            continue
+        key, shape = line.split("\t")
+        if key != "key":
+            shapes[key] = tuple(ast.literal_eval(shape))
+    return shapes, stated
+
+
+@pytest.fixture(scope="session")
+def key_table():
+    """``read_key_table`` for tests: ``shapes, stated = key_table("ifc_r50")``."""
+    return read_key_table
 
 
 def _cuda_available() -> bool:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import math
-import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,29 +13,10 @@ from models.errors import CheckpointError
 from models.ifc.keymap import KEY_MAP
 from models.ifc.model import build
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
-
-
-def _read_tsv(preset: str) -> tuple[dict[str, tuple[int, ...]], int]:
-    """(key -> shape, element count stated in the header)."""
-    path = SPECS / f"ifc_{preset}_state_dict.tsv"
-    if not path.is_file():
-        pytest.fail(f"key table {path} is missing (the spec directory moved?)")
-    shapes, stated = {}, None
-    for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            found = re.search(r"([\d,]+) tensor elements", line)
-            stated = int(found.group(1).replace(",", "")) if found else stated
-            continue
-        key, shape = line.split("\t")
-        if key != "key":
-            shapes[key] = tuple(ast.literal_eval(shape))
-    return shapes, stated
-
 
 @pytest.mark.parametrize("preset", ["r50", "r101"])
-def test_model_matches_the_key_table_and_parameter_count(preset):
-    table, stated = _read_tsv(preset)
+def test_model_matches_the_key_table_and_parameter_count(preset, key_table):
+    table, stated = key_table(f"ifc_{preset}")
     assert sum(math.prod(s) for s in table.values()) == stated
     model = build(preset)
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -48,8 +26,8 @@ def test_model_matches_the_key_table_and_parameter_count(preset):
 
 
 @pytest.mark.parametrize("preset", ["r50", "r101"])
-def test_official_checkpoint_file_loads_through_build_model(preset, tmp_path):
-    table, _ = _read_tsv(preset)
+def test_official_checkpoint_file_loads_through_build_model(preset, tmp_path, key_table):
+    table, _ = key_table(f"ifc_{preset}")
     g = torch.Generator().manual_seed(0)
     state = {k: torch.rand(s, generator=g) for k, s in table.items()}
     path = tmp_path / f"ifc_{preset}.pth"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import pickle
 from pathlib import Path
 
@@ -12,14 +11,7 @@ import torch
 from models import available, build_model
 from models.errors import CheckpointError, UnknownModelError
 
-SPEC_TSV = Path(__file__).resolve().parents[3] / "shared" / "specs" / "tevit_msgshift_state_dict.tsv"
 MSGSHIFT_PARAMS = 161_832_616  # README "161.83 M"; tevit.md §6
-
-
-def _official_shapes() -> dict[str, tuple[int, ...]]:
-    rows = [line.rstrip("\n").split("\t") for line in SPEC_TSV.read_text().splitlines()
-            if line and not line.startswith("#")]
-    return {key: tuple(ast.literal_eval(shape)) for key, shape in rows[1:]}
 
 
 def _mmcv_checkpoint(shapes: dict[str, tuple[int, ...]], path: Path) -> Path:
@@ -38,8 +30,8 @@ def test_presets_are_listed():
     assert available()["tevit"] == ["msgshift", "tiny"]
 
 
-def test_msgshift_has_every_official_key_and_shape(msgshift):
-    expected = _official_shapes()
+def test_msgshift_has_every_official_key_and_shape(msgshift, key_table):
+    expected = key_table("tevit_msgshift")[0]
     ours = {k: tuple(v.shape) for k, v in msgshift.state_dict().items()}
     assert len(expected) == 623
     assert ours == expected
@@ -49,8 +41,8 @@ def test_msgshift_parameter_count(msgshift):
     assert sum(p.numel() for p in msgshift.parameters()) == MSGSHIFT_PARAMS
 
 
-def test_official_checkpoint_file_loads_strictly(tmp_path):
-    ckpt = _mmcv_checkpoint(_official_shapes(), tmp_path / "tevit_msgshift.pth")
+def test_official_checkpoint_file_loads_strictly(tmp_path, key_table):
+    ckpt = _mmcv_checkpoint(key_table("tevit_msgshift")[0], tmp_path / "tevit_msgshift.pth")
     model = build_model("tevit", "msgshift", checkpoint=ckpt)
     assert torch.all(model.backbone.msg_tokens == 0.01)
     assert not model.training
@@ -63,8 +55,8 @@ def test_ddp_prefix_is_stripped(tmp_path):
     build_model("tevit", "tiny", checkpoint=tmp_path / "ddp.pth")
 
 
-def test_missing_and_unexpected_keys_are_listed(tmp_path):
-    shapes = _official_shapes()
+def test_missing_and_unexpected_keys_are_listed(tmp_path, key_table):
+    shapes = key_table("tevit_msgshift")[0]
     del shapes["neck.fpn_convs.3.conv.bias"]
     shapes["roi_head.extra.weight"] = (2,)
     ckpt = _mmcv_checkpoint(shapes, tmp_path / "broken.pth")

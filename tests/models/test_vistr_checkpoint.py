@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import math
-import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,25 +11,6 @@ from models import build_model
 from models.errors import CheckpointError
 from models.vistr.model import build
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
-
-
-def _read_tsv(preset: str) -> tuple[dict[str, tuple[int, ...]], int]:
-    """(official key -> shape, element count stated in the header)."""
-    path = SPECS / f"vistr_{preset}_state_dict.tsv"
-    if not path.is_file():
-        pytest.fail(f"key table {path} is missing (the spec directory moved?)")
-    shapes, stated = {}, None
-    for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            found = re.search(r"([\d,]+) tensor elements", line)
-            stated = int(found.group(1).replace(",", "")) if found else stated
-            continue
-        key, shape = line.split("\t")
-        if key != "key":
-            shapes[key] = tuple(ast.literal_eval(shape))
-    return shapes, stated
-
 
 def _synthetic_state(table: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
     """A tensor of every key/shape of the table, each key a distinct positive constant (cheap)."""
@@ -40,8 +18,8 @@ def _synthetic_state(table: dict[str, tuple[int, ...]]) -> dict[str, torch.Tenso
 
 
 @pytest.mark.parametrize(("preset", "entries"), [("r50", 503), ("r101", 758)])
-def test_model_matches_the_key_table_and_parameter_count(preset, entries):
-    table, stated = _read_tsv(preset)
+def test_model_matches_the_key_table_and_parameter_count(preset, entries, key_table):
+    table, stated = key_table(f"vistr_{preset}")
     assert len(table) == entries and sum(math.prod(s) for s in table.values()) == stated
     model = build(preset)
     # Module names mirror the official VisTRsegm, so there is no key map: same keys, same shapes.
@@ -50,8 +28,8 @@ def test_model_matches_the_key_table_and_parameter_count(preset, entries):
 
 
 @pytest.mark.parametrize("preset", ["r50", "r101"])
-def test_official_checkpoint_file_loads_through_build_model(preset, tmp_path):
-    table, _ = _read_tsv(preset)
+def test_official_checkpoint_file_loads_through_build_model(preset, tmp_path, key_table):
+    table, _ = key_table(f"vistr_{preset}")
     state = _synthetic_state(table)
     path = tmp_path / f"vistr_{preset}.pth"
     torch.save({"model": state, "epoch": 17}, path)  # main.py's checkpoint layout
@@ -69,9 +47,9 @@ def test_official_checkpoint_file_loads_through_build_model(preset, tmp_path):
     assert not model.training
 
 
-def test_pre_fix_checkpoint_with_41_logits_is_refused_by_name(tmp_path):
+def test_pre_fix_checkpoint_with_41_logits_is_refused_by_name(tmp_path, key_table):
     """Checkpoints from before the class-id fix (commit 3f73629) have a 41-row class_embed."""
-    table, _ = _read_tsv("r50")
+    table, _ = key_table("vistr_r50")
     state = _synthetic_state(table)
     state["vistr.class_embed.weight"] = torch.zeros(41, 384)
     state["vistr.class_embed.bias"] = torch.zeros(41)

@@ -7,8 +7,8 @@ import torch
 
 from models import build_model
 from training.data import ClipSampler, mask_boxes
-from training.losses import dice_loss, paired_giou, pairwise_giou
 from training.loop import TrainConfig, save_checkpoint
+from training.losses import dice_loss, paired_giou, pairwise_giou
 from training.matching import match_clip
 from training.tevit_loss import tevit_losses
 
