@@ -153,7 +153,8 @@ def bench_preset(preset: str, args, workdir: Path) -> dict:
             "all_ms": times, "parity": parity, "profiles": profiles,
             "calibration": {p: {k: s.get(k) for k in ("final", "fallback", "sensitivity",
                                                       "seconds", "engine", "method",
-                                                      "kept_fp32_groups", "conversion")}
+                                                      "kept_fp32_groups", "conversion",
+                                                      "outside_keep_list")}
                             for p, s in sections.items()}}
 
 
@@ -181,6 +182,33 @@ def _parity_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _outside_lines(int8: dict) -> list[str]:
+    """What the quantizer put Q/DQ on beyond the keep-list candidates, and what that measured."""
+    outside = int8.get("outside_keep_list")
+    if not outside:
+        return []
+    first = int8["fallback"]["steps"][0]["value"] if int8.get("fallback") else float("nan")
+    return [f"The quantizer also put Q/DQ in front of {outside['nodes']} (residual Adds etc.); "
+            f"with them the budget value was {outside['measured_with_them']['value']:.3f}, "
+            f"keeping them out (keep-list) {first:.3f} before any fallback.", ""]
+
+
+def _fp16_decision_lines() -> list[str]:
+    """The FP16 keep-list groups with the measurement recorded beside the model."""
+    from calibration.keeplist import default_path
+
+    data = json.loads(default_path("tevit").read_text())
+    lines = [f"Measured on: {data['fp16']['measured_on']}", "",
+             "| group kept FP32 alone | decision | budget value | box max abs (px) | "
+             "scores max abs |", "|---|---|---|---|---|"]
+    for g in data["fp16"]["groups"]:
+        m = g.get("measured", {})
+        lines.append(f"| {g['name']} | {'FP32' if g['keep_fp32'] else 'FP16'} | "
+                     f"{m.get('loss', float('nan')):.3g} | {m.get('box_max_abs', float('nan')):.3g} | "
+                     f"{m.get('scores_max_abs', float('nan')):.2g} |")
+    return lines
+
+
 def _calibration_lines(rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
@@ -193,6 +221,7 @@ def _calibration_lines(rows: list[dict]) -> list[str]:
                   f"INT8 ({int8['engine']} {int8['method']}, {int8['seconds']} s): blocks "
                   f"returned to FP32 by the fallback: {int8['fallback']['excluded_blocks'] or 'none'}; "
                   f"final budget value {int8['final']['value']:.3f}.", "",
+                  *_outside_lines(int8),
                   "| block (only this block INT8) | quantized nodes | budget value | scores max abs "
                   "| mask MAE | box max abs |", "|---|---|---|---|---|---|"]
         for row in int8["sensitivity"] or []:
@@ -202,6 +231,22 @@ def _calibration_lines(rows: list[dict]) -> list[str]:
                          f"{row.get('box_max_abs', float('nan')):.3f} |")
         lines.append("")
     return lines
+
+
+NOTES = [
+    "## Reading these numbers", "",
+    "- FP16 is no faster on this CPU (above): onnxruntime runs FP16 nodes that lack an FP16 CPU "
+    "kernel through inserted Casts. The FP16 rows are accuracy evidence for TensorRT, not CPU "
+    "speed.",
+    "- The INT8 graphs carry TensorRT-style Q/DQ (inputs of Conv/MatMul/Gemm only, weights as "
+    "W -> Q -> DQ). onnxruntime CPU turns DQ -> MatMul into MatMulIntegerToFloat but runs Conv in "
+    "FP32 on dequantized weights (QLinearConv needs a Q on the output), so INT8 gains little on "
+    "CPU; the speed target is for TensorRT. The RoIAlign formulation (GridSample, every RoI "
+    "pooled on all four FPN levels) dominates CPU time and is not quantized.",
+    "- Seeded random weights: the parity budget (scores 0.02, mask MAE 0.02, boxes 4 px) decides "
+    "the fallback. For msgshift it returned the backbone and the box head to FP32, so that INT8 "
+    "graph is mostly FP32; with trained weights and the AP budget (`--ap-data`) the outcome may "
+    "differ.", ""]
 
 
 def _command(args: dict) -> str:
@@ -242,7 +287,8 @@ def write_report(path: Path, rows: list[dict], machine: dict, args: dict) -> str
         "## Latency", "", *_latency_table(rows), "", "## Speed goal and where the time goes", "",
         *goal, "", "## Accuracy on the timed windows (vs onnxruntime FP32)", "",
         *_parity_table(rows), "", "## Calibration (held-out windows, parity budget)", "",
-        *_calibration_lines(rows)]
+        *_calibration_lines(rows), "## FP16 keep-list decisions (models/tevit/precision.json)", "",
+        *_fp16_decision_lines(), "", *NOTES]
     text = "\n".join(lines) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

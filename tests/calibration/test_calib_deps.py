@@ -52,3 +52,14 @@ def test_modelopt_is_installed_without_its_onnx_extra_pulling_onnxruntime_gpu():
     gpu_reqs = [r for r in dist.requires or [] if r.lower().startswith("onnxruntime-gpu")]
     # ModelOpt may list onnxruntime-gpu, but only behind its [onnx] extra, which we do not install.
     assert all("extra" in r for r in gpu_reqs), gpu_reqs
+
+
+def test_calibration_imports_no_torch_and_modelopt_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, calibration.calibrate, calibration.__main__, calibration.ap_metric; "
+            "print(sorted(m for m in ('torch', 'modelopt') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
