@@ -89,7 +89,8 @@ def multilevel_roi_align(
     """RoIAlign each RoI on its FPN level without data-dependent shapes.
 
     Every RoI is pooled on every level and the right one is kept with a one-hot mask, so the
-    graph has fixed shapes (cheap: P RoIs x S² per level).
+    graph has fixed shapes. That is 4x the sampling work of one level; at the official size it
+    is most of onnxruntime's CPU time (GridSample, bench/RESULTS.md).
 
     Args:
         levels: per level Tensor[N, C, H_l, W_l].
