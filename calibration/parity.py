@@ -30,15 +30,9 @@ def open_session(model: onnx.ModelProto | str | Path, *, optimization: str = OPT
     """onnxruntime CPU session for a ModelProto or a path, at ``optimization`` level."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[optimization]
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
+    from runtime.backends.onnxrt import session_options
+
+    options = session_options(optimization, threads)
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 

@@ -51,16 +51,10 @@ def ort_session(path: str | Path, *, optimization: str = "extended"):
     """A CPU onnxruntime session; ``extended`` optimisation (``all`` segfaults FP16 graphs on CPU)."""
     import onnxruntime as ort
 
-    levels = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }
-    options = ort.SessionOptions()
-    options.graph_optimization_level = levels[optimization]
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from runtime.backends.onnxrt import session_options
+
+    return ort.InferenceSession(str(path), session_options(optimization),
+                                providers=["CPUExecutionProvider"])
 
 
 def _tied(scores: np.ndarray, tol: float) -> np.ndarray:

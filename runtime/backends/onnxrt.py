@@ -26,6 +26,24 @@ PROVIDERS = {
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
+def session_options(optimization: str = "extended", threads: int = 0):
+    """``ort.SessionOptions`` at ``optimization`` (disable|basic|extended|all), quiet logging.
+
+    One place for every onnxruntime session of the project (runtime, export parity, calibration).
+    """
+    ort = _import_ort()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization]
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return options
+
+
 def select_providers(device: str, available: list[str]) -> list[str]:
     """Execution providers for ``device`` (auto|cpu|cuda|tensorrt) given ORT's ``available``."""
     if device == "auto":
@@ -81,15 +99,7 @@ class OnnxRuntimeBackend(Backend):
         ort = _import_ort()
         providers = select_providers(self.device, ort.get_available_providers())
         path = self.manifest.verified_path(self.manifest.artifact("onnx", self.precision))
-        options = ort.SessionOptions()
-        options.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[self.optimization]
-        options.intra_op_num_threads = self.threads
-        options.log_severity_level = 3
+        options = session_options(self.optimization, self.threads)
         log.info("Loading %s (%.1f MB) with %s ...", path.name, path.stat().st_size / 1e6,
                  providers[0])
         start = time.perf_counter()
