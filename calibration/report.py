@@ -33,7 +33,8 @@ def update_manifest(directory: Path, entry: dict) -> None:
     """Add ``entry`` to the manifest's artifacts, replacing the same kind + precision."""
     data = dict(load_manifest(directory).data)
     data["artifacts"] = [a for a in data["artifacts"]
-                         if not (a["kind"] == entry["kind"] and a["precision"] == entry["precision"])]
+                         if not (a["kind"] == entry["kind"] and a["precision"] == entry["precision"]
+                                 and a.get("stage") == entry.get("stage"))]
     data["artifacts"].append(entry)
     write_manifest(directory, data)
 

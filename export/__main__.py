@@ -9,6 +9,7 @@ import sys
 from export.graph_checks import format_histogram
 from export.onnx_export import DEFAULT_OPSET, SUPPORTED_OPSETS, ExportError
 from export.parity import ParityError
+from export.two_stage import TwoStageUnsupportedError
 from models.errors import CheckpointError, UnknownModelError
 
 
@@ -20,6 +21,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need full unpickling")
     parser.add_argument("--out", default=None, help="artifact directory (default: artifacts/<model>)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, choices=SUPPORTED_OPSETS)
+    stages = parser.add_mutually_exclusive_group()
+    stages.add_argument("--two-stage", dest="two_stage", action="store_true", default=None,
+                        help="also export frame_stage.onnx + clip_stage.onnx (default for models "
+                             "with a per-frame stage: IFC)")
+    stages.add_argument("--no-two-stage", dest="two_stage", action="store_false",
+                        help="export only the one-graph model.onnx")
     return parser.parse_args(argv)
 
 
@@ -32,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or f"artifacts/{args.model}"
     try:
         result = export_artifacts(args.model, args.preset, out, checkpoint=args.checkpoint,
-                                  trust_checkpoint=args.trust_checkpoint, opset=args.opset)
-    except (UnknownModelError, CheckpointError, ExportError, ParityError) as err:
+                                  trust_checkpoint=args.trust_checkpoint, opset=args.opset,
+                                  two_stage=args.two_stage)
+    except (UnknownModelError, CheckpointError, ExportError, ParityError, TwoStageUnsupportedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     size_mb = result.onnx_path.stat().st_size / 2**20
@@ -42,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     print("op histogram:\n" + format_histogram(result.graph["ops"]))
     worst = ", ".join(f"{k} {v:.2g}" for k, v in result.parity.max_abs.items())
     print(f"parity vs PyTorch (max abs over {len(result.parity.cases)} cases): {worst}")
+    if result.two_stage_parity is not None:
+        worst = ", ".join(f"{k} {v:.2g}" for k, v in result.two_stage_parity.max_abs.items())
+        print(f"two-stage ({result.two_stage.frame_path.name} + {result.two_stage.clip_path.name}) "
+              f"parity vs PyTorch: {worst}")
     print(f"manifest: {result.directory / 'manifest.json'}")
     return 0
 

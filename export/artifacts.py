@@ -13,6 +13,7 @@ from export.graph_checks import check_graph
 from export.manifest import artifact_entry, build_manifest
 from export.onnx_export import DEFAULT_OPSET, export_onnx
 from export.parity import DEFAULT_CASES, ParityReport, check_parity
+from export.two_stage import TwoStageExport, TwoStageSession, export_two_stage, supports_two_stage
 from models import build_model
 from runtime.manifest import write_manifest
 
@@ -32,6 +33,8 @@ class ExportResult:
     manifest: dict
     graph: dict
     parity: ParityReport
+    two_stage: TwoStageExport | None = None
+    two_stage_parity: ParityReport | None = None
 
 
 def default_checkpoint(name: str, preset: str) -> Path | None:
@@ -65,8 +68,14 @@ def export_artifacts(
     trust_checkpoint: bool = False,
     opset: int = DEFAULT_OPSET,
     parity_cases: tuple[tuple[int, int], ...] = DEFAULT_CASES,
+    two_stage: bool | None = None,
 ) -> ExportResult:
     """Build ``name``/``preset``, export ``model.onnx`` into ``out_dir``, check it, write the manifest.
+
+    ``two_stage`` (default: whenever the model has a per-frame stage, i.e. IFC) also exports
+    ``frame_stage.onnx`` + ``clip_stage.onnx`` (DESIGN §4), checks their graphs and their composed
+    parity, and lists them in the manifest with ``stage``, ``inputs`` and ``outputs``; the runtime
+    then computes each frame's features once across overlapping windows.
 
     Without ``checkpoint`` the repository's checkpoint is used when one exists; otherwise a seeded
     random init, with a warning that outputs are meaningless. Raises ``ParityError`` (nothing is
@@ -90,8 +99,23 @@ def export_artifacts(
         graph = check_graph(onnx_path)
     with _Phase(f"Parity onnxruntime vs PyTorch at (B, T) = {list(parity_cases)}"):
         parity = check_parity(model, onnx_path, cases=parity_cases)
-    entry = artifact_entry(out_dir, onnx_path.name, kind="onnx", precision="fp32", opset=graph["opset"])
-    manifest = build_manifest(model, out_dir, [entry], checkpoint=str(checkpoint) if checkpoint else None,
+    entries = [artifact_entry(out_dir, onnx_path.name, kind="onnx", precision="fp32", opset=graph["opset"])]
+    stages, stage_parity = None, None
+    if two_stage is None:
+        two_stage = supports_two_stage(model)
+    if two_stage:
+        with _Phase("Exporting the frame and clip stages"):
+            stages = export_two_stage(model, out_dir, opset=opset)
+        with _Phase("Checking the stage graphs"):
+            for path in (stages.frame_path, stages.clip_path):
+                check_graph(path)
+        with _Phase(f"Parity of frame + clip stages vs PyTorch at (B, T) = {list(parity_cases)}"):
+            stage_parity = check_parity(model, stages.clip_path, cases=parity_cases,
+                                        session=TwoStageSession(stages))
+        entries += stages.manifest_stages(opset=graph["opset"])
+    manifest = build_manifest(model, out_dir, entries, checkpoint=str(checkpoint) if checkpoint else None,
                               parity=parity.as_manifest())
+    if stage_parity is not None:
+        manifest["parity"]["onnxruntime_two_stage"] = stage_parity.as_manifest()
     write_manifest(out_dir, manifest)
-    return ExportResult(out_dir, model, onnx_path, manifest, graph, parity)
+    return ExportResult(out_dir, model, onnx_path, manifest, graph, parity, stages, stage_parity)

@@ -57,6 +57,21 @@ class TwoStageExport:
         ]
 
 
+class TwoStageSession:
+    """onnxruntime frame + clip stage sessions behind the one-graph ``session.run`` call (for parity)."""
+
+    def __init__(self, exported: TwoStageExport):
+        from export.parity import ort_session
+
+        self.feature_names = list(exported.feature_names)
+        self.frame = ort_session(exported.frame_path)
+        self.clip = ort_session(exported.clip_path)
+
+    def run(self, output_names: list[str], feeds: dict):
+        features = self.frame.run(self.feature_names, {"frames": feeds["frames"]})
+        return self.clip.run(output_names, dict(zip(self.feature_names, features, strict=True)))
+
+
 class FrameStage(nn.Module):
     """frames uint8 [B, T, H, W, 3] -> tuple of per-frame features [B, T, ...]."""
 
@@ -78,6 +93,11 @@ class ClipStage(nn.Module):
     def forward(self, *features: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model.clip_stage(*features)
         return tuple(out[name] for name in OUTPUT_NAMES)
+
+
+def supports_two_stage(model: nn.Module) -> bool:
+    """Whether ``model`` has a separable per-frame stage (IFC yes; TeViT and VisTR no)."""
+    return all(hasattr(model, a) for a in ("frame_stage", "clip_stage", "frame_feature_names"))
 
 
 def check_two_stage(model: nn.Module) -> tuple[str, ...]:

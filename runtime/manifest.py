@@ -15,6 +15,7 @@ MANIFEST_FORMAT = "visdeploy.manifest/1"
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_KINDS = ("onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
+STAGES = ("frame", "clip")  # two-stage artifacts (DESIGN §4): frames -> features -> outputs
 
 
 class ManifestError(ValueError):
@@ -88,6 +89,13 @@ def validate_manifest(data: dict) -> None:
         sha = _require(entry, "sha256", str, where)
         if len(sha) != 64:
             raise ManifestError(f"manifest: {where}sha256 must be 64 hex characters")
+        if "stage" in entry:
+            if entry["stage"] not in STAGES:
+                raise ManifestError(f"manifest: {where}stage must be one of {STAGES}, got {entry['stage']!r}")
+            for key in ("inputs", "outputs"):
+                names = _require(entry, key, list, where)
+                if not names or not all(isinstance(n, str) for n in names):
+                    raise ManifestError(f"manifest: {where}{key} must be a non-empty list of tensor names")
 
 
 @dataclass(frozen=True)
@@ -144,16 +152,25 @@ class Manifest:
                     f"exported for; use windows of {lo}..{hi} frames or re-export with a wider range"
                 )
 
-    def artifact(self, kind: str = "onnx", precision: str = "fp32") -> dict:
-        """The artifact entry of ``kind``/``precision``; ``ArtifactError`` lists what exists."""
+    def artifact(self, kind: str = "onnx", precision: str = "fp32", stage: str | None = None) -> dict:
+        """The artifact entry of ``kind``/``precision`` — the whole model, or one ``stage`` of a
+        two-stage export; ``ArtifactError`` lists what exists."""
         for entry in self.data["artifacts"]:
-            if entry["kind"] == kind and entry["precision"] == precision:
+            if entry["kind"] == kind and entry["precision"] == precision and entry.get("stage") == stage:
                 return entry
-        have = ", ".join(f"{e['kind']}/{e['precision']}" for e in self.data["artifacts"]) or "none"
+        have = ", ".join(f"{e['kind']}/{e['precision']}" + (f"/{e['stage']} stage" if "stage" in e else "")
+                         for e in self.data["artifacts"]) or "none"
+        what = f"{kind} artifact at {precision}" + (f" for the {stage} stage" if stage else "")
         raise ArtifactError(
-            f"{self.directory}: no {kind} artifact at {precision} (have: {have}); "
-            f"build it first (make export / python -m calibration / python -m export.tensorrt)"
+            f"{self.directory}: no {what} (have: {have}); build it first "
+            f"(make export / python -m calibration / python -m export.tensorrt)"
         )
+
+    def has_stages(self, kind: str = "onnx", precision: str = "fp32") -> bool:
+        """Whether a frame stage and a clip stage of ``kind``/``precision`` are listed."""
+        listed = {e.get("stage") for e in self.data["artifacts"]
+                  if e["kind"] == kind and e["precision"] == precision}
+        return set(STAGES) <= listed
 
     def verified_path(self, entry: dict) -> Path:
         """Path of ``entry``'s file after checking it exists and matches its sha256."""

@@ -32,6 +32,7 @@ from runtime.sources import FrameSource, open_source
 from runtime.sources.base import bgr_to_rgb
 from runtime.timing import StageTimer
 from runtime.tracking import Tracker
+from runtime.tracking.ifc_official import OFFICIAL_WINDOW, NearOnlineTracker
 from runtime.types import Frame
 from runtime.windows import Letterbox, PreparedFrame, Window, Windower, check_window, pad_cyclic
 
@@ -57,8 +58,13 @@ class Pipeline:
         mask_format: ``bool`` (``[H, W]`` arrays) or ``rle`` (COCO compressed RLE dicts).
         size_change: ``reletterbox`` or ``error`` (module docstring).
         keep_images: put the RGB source frame into each result (needed by overlay sinks).
-        tracker: a configured ``Tracker`` (otherwise ``default_tracker(mode)``).
+        tracker: a configured ``Tracker``, or a name: ``default`` (``default_tracker(mode)``) or
+            ``ifc-official`` (IFC's near-online linking, runtime.tracking.ifc_official; use with
+            window=5, stride=1).
         threads: onnxruntime intra-op threads (0 = default).
+        stages: onnxruntime only: ``auto`` runs a two-stage export (frame + clip stages, each
+            frame's features computed once across overlapping windows) when the manifest lists
+            one, ``one`` forces the whole-model graph, ``two`` requires the stages.
     """
 
     def __init__(self, artifacts: str | Path, *, backend: str | Backend = "onnxruntime",
@@ -66,7 +72,7 @@ class Pipeline:
                  stride: int | None = None, mode: str = "deployment", overlap: str = "average",
                  score_threshold: float = 0.3, mask_format: str = "bool",
                  size_change: str = "reletterbox", keep_images: bool = True,
-                 tracker: Tracker | None = None, threads: int = 0) -> None:
+                 tracker: Tracker | str | None = None, threads: int = 0, stages: str = "auto") -> None:
         _check_choice("mode", mode, MODES)
         _check_choice("mask_format", mask_format, MASK_FORMATS)
         _check_choice("size_change", size_change, SIZE_CHANGE_POLICIES)
@@ -78,13 +84,19 @@ class Pipeline:
         self.mode, self.score_threshold = mode, score_threshold
         self.mask_format, self.size_change, self.keep_images = mask_format, size_change, keep_images
         self.class_names = tuple(self.manifest.classes)
-        self.tracker = tracker or default_tracker(mode)
+        self.tracker = make_tracker(tracker, mode)
+        if isinstance(self.tracker, NearOnlineTracker) and (length, stride) != (OFFICIAL_WINDOW, 1):
+            log.warning("ifc-official tracking runs with window %d, stride %d; IFC's official "
+                        "schedule is window %d, stride 1", length, stride, OFFICIAL_WINDOW)
         self.assembler = FrameAssembler(policy=overlap)
         self.windower = Windower(length, stride)
         self.timer = StageTimer()
         self._fill = np.clip(np.round(self.manifest.mean), 0, 255).astype(np.uint8)
+        options = {"device": device, "precision": precision, "threads": threads}
+        if backend == "onnxruntime":
+            options["stages"] = stages
         self.backend = backend if isinstance(backend, Backend) else open_backend(
-            self.manifest, backend, device=device, precision=precision, threads=threads)
+            self.manifest, backend, **options)
         self.backend.activate()  # fail before any frame: sha256, providers, engine I/O
         self.reset()
 
@@ -242,6 +254,20 @@ class Pipeline:
             self.frames_out += 1
             results.append(result)
         return results
+
+
+TRACKERS = ("default", "ifc-official")
+
+
+def make_tracker(tracker: Tracker | NearOnlineTracker | str | None, mode: str):
+    """A tracker instance from a name in ``TRACKERS`` (None = ``default``) or the instance itself."""
+    if tracker is None or tracker == "default":
+        return default_tracker(mode)
+    if tracker == "ifc-official":
+        return NearOnlineTracker()
+    if isinstance(tracker, str):
+        raise ConfigError(f"tracker must be one of {', '.join(TRACKERS)} or a Tracker; got {tracker!r}")
+    return tracker
 
 
 def default_tracker(mode: str) -> Tracker:

@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-id", type=int, default=1, help="video_id written to --json")
     p.add_argument("--fps", type=float, help="frame rate for image folders and the overlay")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
+    p.add_argument("--tracker", default="default", choices=["default", "ifc-official"],
+                   help="post-tracker: ours (default) or IFC's official near-online linking "
+                        "(use with --window 5 --stride 1)")
+    p.add_argument("--stages", default="auto", choices=["auto", "one", "two"],
+                   help="onnxruntime: use the two-stage export (per-frame features computed once "
+                        "across overlapping windows) when the manifest lists one (auto), never "
+                        "(one) or always (two)")
     p.add_argument("--quiet", action="store_true", help="no progress output or info logs")
     return p
 
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                             precision=args.precision, window=args.window, stride=args.stride,
                             mode=args.mode, overlap=args.overlap, score_threshold=args.score,
                             size_change=args.on_size_change, keep_images=bool(args.out or args.show),
-                            threads=args.threads)
+                            threads=args.threads, stages=args.stages, tracker=args.tracker)
         sinks = open_sinks(args, num_classes=len(pipeline.class_names),
                            fps=args.fps or source.fps)
     except SETUP_ERRORS as err:

@@ -12,9 +12,11 @@ import torch
 
 from models import build_model
 from training.data import ClipSampler
+from training.ifc_loss import ifc_losses
 from training.tevit_loss import tevit_losses
+from training.vistr_loss import vistr_losses
 
-LOSSES = {"tevit": tevit_losses}
+LOSSES = {"tevit": tevit_losses, "ifc": ifc_losses, "vistr": vistr_losses}
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class TrainConfig:
     pool_size: int = 120
     seed: int = 0
     init: str | None = None  # start from an earlier checkpoint
+    save_every: int = 200  # also save ``out`` every this many steps (a stopped run keeps its progress)
 
 
 def _lr_factor(step: int, progress: float, cfg: TrainConfig) -> float:
@@ -63,7 +66,9 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.preset, cfg.init).train()
     spec = model.spec
-    sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=cfg.clip_frames,
+    # Models with frame-bound queries (VisTR) train on clips of exactly their T.
+    clip_frames = spec.fixed_frames or cfg.clip_frames
+    sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=clip_frames,
                           pool_size=cfg.pool_size, seed=cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve, window, start = [], [], time.perf_counter()
@@ -86,9 +91,19 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
             mean = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
             curve.append({"step": step + 1, "minutes": (time.perf_counter() - start) / 60, **mean})
             window = []
+        if cfg.save_every and (step + 1) % cfg.save_every == 0:
+            save_checkpoint(model, cfg, curve, out)
     print(file=sys.stderr)
     save_checkpoint(model.eval(), cfg, curve, out)
     return curve
+
+
+def reproduce_command(cfg: TrainConfig, out: str | Path) -> str:
+    """The ``python -m training`` command line that repeats ``cfg`` (every non-default field)."""
+    default = TrainConfig()
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items()
+             if k not in ("model", "preset") and v != getattr(default, k)]
+    return " ".join(["python -m training", cfg.model, "--preset", cfg.preset, *flags, "--out", str(out)])
 
 
 def save_checkpoint(model, cfg: TrainConfig, curve: list[dict], out: str | Path) -> Path:
@@ -96,8 +111,7 @@ def save_checkpoint(model, cfg: TrainConfig, curve: list[dict], out: str | Path)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"config": asdict(cfg), "curve": curve, "torch": str(torch.__version__),
-            "command": f"python -m training {cfg.model} --preset {cfg.preset} --iterations {cfg.iterations} "
-                       f"--seed {cfg.seed} --out {out}"}
+            "command": reproduce_command(cfg, out)}
     # Float tensors are stored in fp16 to keep committed checkpoints small; they load into the
     # fp32 model unchanged otherwise (load_state_dict casts).
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}

@@ -71,6 +71,48 @@ def _import_ort():
     return onnxruntime
 
 
+def open_session(manifest: Manifest, entry: dict, *, device: str = "auto",
+                 optimization: str = "extended", threads: int = 0):
+    """An ``ort.InferenceSession`` for the manifest ``entry`` (sha256 checked first)."""
+    ort = _import_ort()
+    providers = select_providers(device, ort.get_available_providers())
+    path = manifest.verified_path(entry)
+    log.info("Loading %s (%.1f MB) with %s ...", path.name, path.stat().st_size / 1e6, providers[0])
+    start = time.perf_counter()
+    try:
+        session = ort.InferenceSession(str(path), session_options(optimization, threads),
+                                       providers=providers)
+    except Exception as err:  # onnxruntime raises its own untyped pybind errors
+        raise ArtifactError(f"onnxruntime cannot load {path}: {err}; the file is corrupt or "
+                            "was written by an incompatible exporter: re-export it") from err
+    log.info("Session ready in %.2f s on %s", time.perf_counter() - start, session.get_providers()[0])
+    return session
+
+
+def check_session_io(manifest: Manifest, input_session, output_session) -> None:
+    """Compare sessions' I/O with the manifest: ``input_session`` takes uint8 ``frames`` at the
+    manifest's fixed H and W, ``output_session`` gives the DESIGN §4 outputs (the same session
+    for a one-graph model; the frame and clip stages of a two-stage one)."""
+    inputs = {i.name: i for i in input_session.get_inputs()}
+    outputs = {o.name for o in output_session.get_outputs()}
+    if "frames" not in inputs:
+        raise ArtifactError(f"engine input is {sorted(inputs)}, manifest contract needs "
+                            "'frames'; re-export with the current exporter")
+    frames = inputs["frames"]
+    h, w = manifest.input_hw
+    shape_hw = list(frames.shape[2:4]) if len(frames.shape) == 5 else None
+    fixed_hw_ok = shape_hw is not None and all(
+        not isinstance(d, int) or d == want for d, want in zip(shape_hw, (h, w), strict=True)
+    )
+    if frames.type != "tensor(uint8)" or not fixed_hw_ok:
+        raise ArtifactError(f"engine input frames is {frames.type} {frames.shape}, manifest "
+                            f"says uint8 [B, T, {h}, {w}, 3]; artifact and manifest disagree")
+    missing = [n for n in OUTPUT_NAMES if n not in outputs]
+    if missing:
+        raise ArtifactError(f"engine outputs lack {missing} (has {sorted(outputs)}); "
+                            "re-export with the current exporter")
+
+
 class OnnxRuntimeBackend(Backend):
     """Runs ``model.<precision>.onnx`` from the manifest with onnxruntime.
 
@@ -96,43 +138,11 @@ class OnnxRuntimeBackend(Backend):
         self.providers: list[str] = []
 
     def activate_impl(self) -> None:
-        ort = _import_ort()
-        providers = select_providers(self.device, ort.get_available_providers())
-        path = self.manifest.verified_path(self.manifest.artifact("onnx", self.precision))
-        options = session_options(self.optimization, self.threads)
-        log.info("Loading %s (%.1f MB) with %s ...", path.name, path.stat().st_size / 1e6,
-                 providers[0])
-        start = time.perf_counter()
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as err:  # onnxruntime raises its own untyped pybind errors
-            raise ArtifactError(f"onnxruntime cannot load {path}: {err}; the file is corrupt or "
-                                "was written by an incompatible exporter: re-export it") from err
+        self.session = open_session(self.manifest, self.manifest.artifact("onnx", self.precision),
+                                    device=self.device, optimization=self.optimization,
+                                    threads=self.threads)
         self.providers = self.session.get_providers()
-        log.info("Session ready in %.2f s on %s", time.perf_counter() - start, self.providers[0])
-        self._check_io()
-
-    def _check_io(self) -> None:
-        """Compare the session's I/O with the manifest (names, dtype, fixed H and W)."""
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        outputs = {o.name for o in self.session.get_outputs()}
-        if "frames" not in inputs:
-            raise ArtifactError(f"engine input is {sorted(inputs)}, manifest contract needs "
-                                "'frames'; re-export with the current exporter")
-        frames = inputs["frames"]
-        h, w = self.manifest.input_hw
-        shape_hw = list(frames.shape[2:4]) if len(frames.shape) == 5 else None
-        fixed_hw_ok = shape_hw is not None and all(
-            not isinstance(d, int) or d == want for d, want in zip(shape_hw, (h, w), strict=True)
-        )
-        if frames.type != "tensor(uint8)" or not fixed_hw_ok:
-            raise ArtifactError(f"engine input frames is {frames.type} {frames.shape}, manifest "
-                                f"says uint8 [B, T, {h}, {w}, 3]; artifact and manifest disagree")
-        missing = [n for n in OUTPUT_NAMES if n not in outputs]
-        if missing:
-            raise ArtifactError(f"engine outputs lack {missing} (has {sorted(outputs)}); "
-                                "re-export with the current exporter")
-
+        check_session_io(self.manifest, self.session, self.session)
     def infer_impl(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         values = self.session.run(list(OUTPUT_NAMES), {"frames": frames})
         return dict(zip(OUTPUT_NAMES, values, strict=True))

@@ -216,3 +216,37 @@ def test_contract_outputs_reproduce_the_official_merge():
     np.testing.assert_array_equal(~np.isnan(logits), both)
     np.testing.assert_allclose(logits[both], up[both], atol=2e-2)  # fp32 sigmoid -> logit round trip
     assert ((logits[both] > 0) == (up[both] > 0)).mean() > 0.999
+
+
+def test_runtime_ifc_official_tracker_gives_the_official_merge():
+    """The runtime path — contract rows -> ``decode_outputs`` -> ``NearOnlineTracker`` (windows
+    T=5, stride 1) — links every instance to the official track and averages the same class
+    probabilities as the official merge on the raw clip outputs."""
+    from runtime.instances import decode_outputs
+    from runtime.tracking.ifc_official import NearOnlineTracker
+
+    rng = np.random.default_rng(11)
+    v, t, num_classes = 14, 5, 3
+    official, tracker = no.NearOnlineMerger(window=t), NearOnlineTracker(window=t)
+    for start, end in no.clip_schedule(v, t, 1):
+        logits, masks = _scripted_clip_outputs(rng, start, end)
+        frames = np.arange(start, end)
+        clip = no.select_instances(logits, masks, frames)
+        ref = official.update(clip)
+        rows = _contract_rows(logits, masks, k=24)
+        batch = {k: a[None] for k, a in rows.items()}
+        batch["boxes"] = np.zeros((1, 24, t, 4), np.float32)
+        batch["embeddings"] = np.zeros((1, 24, 4), np.float32)
+        inst = decode_outputs(batch, num_frames=t, num_classes=num_classes,
+                              min_score=tracker.continue_score)
+        ids = tracker.update(inst, frames.tolist())
+        kept_queries = np.flatnonzero(np.argmax(logits, 1) < num_classes)  # official instance order
+        assert len(kept_queries) == len(clip.cls_probs) == len(inst)
+        for row, query in enumerate(inst.query_index):
+            expected = ref[int(np.flatnonzero(kept_queries == query)[0])] + 1
+            assert ids[row] == expected
+            track = official.tracks[expected - 1]
+            np.testing.assert_allclose(tracker.get(expected).class_scores,
+                                       track.cls_sum[:-1] / track.clips, atol=1e-6)
+    assert tracker.num_created == len(official.tracks) >= 3  # two squares and spurious ones
+    assert len(tracker.tracks) <= len(official.tracks)  # finished tracks are dropped

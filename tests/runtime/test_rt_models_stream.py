@@ -43,3 +43,58 @@ def test_tiny_tevit_streams_end_to_end(tiny_tevit_artifacts):
     with Pipeline(tiny_tevit_artifacts, window=5, stride=3, mode="benchmark", keep_images=False) as pipeline:
         results = pipeline.process(frames) + pipeline.flush()
     assert [r.index for r in results] == list(range(11))
+
+
+@pytest.mark.parametrize("model_artifacts", ["ifc"], indirect=True)
+def test_ifc_manifest_lists_both_stages_with_parity(model_artifacts):
+    manifest = load_manifest(model_artifacts)
+    assert manifest.has_stages("onnx", "fp32")
+    frame = manifest.artifact("onnx", "fp32", stage="frame")
+    clip = manifest.artifact("onnx", "fp32", stage="clip")
+    assert frame["inputs"] == ["frames"] and frame["outputs"] == clip["inputs"] == ["src", "fpn1", "fpn2"]
+    assert manifest.artifact("onnx", "fp32")["file"] == "model.onnx"  # the whole graph stays the default entry
+    parity = manifest.data["parity"]["onnxruntime_two_stage"]
+    assert parity["scores_max_abs"] <= 1e-4 and parity["masks_max_abs"] <= 1e-3
+
+
+@pytest.mark.parametrize("model_artifacts", ["ifc"], indirect=True)
+def test_ifc_two_stage_streaming_equals_one_stage_and_computes_each_frame_once(model_artifacts):
+    from runtime.backends import OnnxRuntimeBackend, TwoStageOnnxBackend
+
+    frames = _clip(12)
+    runs = {}
+    for stages in ("one", "two"):
+        with Pipeline(model_artifacts, window=5, stride=1, mode="benchmark", keep_images=False,
+                      stages=stages) as pipeline:
+            runs[stages] = (pipeline.process(frames) + pipeline.flush(), pipeline.backend)
+    one, two = runs["one"][0], runs["two"][0]
+    assert type(runs["one"][1]) is OnnxRuntimeBackend
+    backend = runs["two"][1]
+    assert isinstance(backend, TwoStageOnnxBackend)
+    assert backend.frames_computed == len(frames)  # 8 windows of 5 frames, each frame once
+    assert backend.cache.hits > 0
+    assert [r.index for r in two] == [r.index for r in one] == list(range(12))
+    for a, b in zip(one, two, strict=True):
+        assert [t.track_id for t in a] == [t.track_id for t in b]
+        for ta, tb in zip(a, b, strict=True):
+            assert ta.label == tb.label and abs(ta.score - tb.score) < 1e-4
+            assert np.abs(np.asarray(ta.box) - np.asarray(tb.box)).max() < 0.5
+            assert (ta.mask != tb.mask).mean() < 1e-3
+
+
+@pytest.mark.parametrize("model_artifacts", ["ifc"], indirect=True)
+def test_stages_two_without_stage_artifacts_is_a_clear_error(model_artifacts, tmp_path):
+    import json
+    import shutil
+
+    from runtime.errors import ArtifactError
+
+    copy = tmp_path / "one_only"
+    shutil.copytree(model_artifacts, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    data["artifacts"] = [a for a in data["artifacts"] if "stage" not in a]
+    (copy / "manifest.json").write_text(json.dumps(data))
+    with Pipeline(copy, stages="auto", keep_images=False) as pipeline:  # auto falls back to one graph
+        assert type(pipeline.backend).__name__ == "OnnxRuntimeBackend"
+    with pytest.raises(ArtifactError, match="frame stage"):
+        Pipeline(copy, stages="two", keep_images=False)

@@ -1,0 +1,91 @@
+"""VisTR's training criterion (official ``models/matcher.py`` and ``SetCriterion``, DETR weights).
+
+Queries are frame-bound (query t·S + s is slot s in frame t), so matching is per instance slot
+over the whole clip: cost(s, n) = mean over the frames where GT n is present of
+(-p(label_n) + 5 · L1 + 2 · (-GIoU)) on normalised (cx, cy, w, h) boxes. Losses: cross-entropy
+per frame-query with no-object weight 0.1 (a matched slot is no-object on frames where its
+instance is absent), box L1 5 and GIoU 2 on present frames, mask focal 1 and dice 1 per
+(slot, frame) at stride 4. The official aux losses of the intermediate decoder layers are not used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from models.common.box_ops import cxcywh_to_xyxy
+from training.data import Clip
+from training.losses import dice_loss, paired_giou, pairwise_giou
+from training.softmax_criterion import mask_focal, no_object_ce, resize_masks
+
+
+@dataclass(frozen=True)
+class VisTRLossWeights:
+    cls: float = 1.0
+    l1: float = 5.0
+    giou: float = 2.0
+    mask: float = 1.0
+    dice: float = 1.0
+
+
+def _match(probs: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, gt_boxes: torch.Tensor,
+           present: torch.Tensor, w: VisTRLossWeights) -> tuple[torch.Tensor, torch.Tensor]:
+    """probs Tensor[T, S, L], boxes Tensor[T, S, 4] cxcywh, labels int64[N] (logit columns),
+    gt_boxes Tensor[N, T, 4] cxcywh, present bool[N, T] -> (slot int64[M], gt int64[M])."""
+    t, s = probs.shape[:2]
+    cost = torch.zeros(s, len(labels))
+    for f in range(t):
+        on = present[:, f].float()[None]  # [1, N]
+        cls = -probs[f][:, labels]
+        l1 = torch.cdist(boxes[f], gt_boxes[:, f], p=1)
+        giou = -pairwise_giou(cxcywh_to_xyxy(boxes[f]), cxcywh_to_xyxy(gt_boxes[:, f]))
+        cost += (w.cls * cls + w.l1 * l1 + w.giou * giou) * on
+    cost = cost / present.sum(1).clamp(min=1)[None]
+    rows, cols = linear_sum_assignment(np.nan_to_num(cost.numpy(), nan=1e6, posinf=1e6))
+    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
+
+
+def _clip_terms(raw: dict, i: int, clip: Clip, model, w: VisTRLossWeights) -> dict[str, torch.Tensor]:
+    """Un-normalised loss sums of clip ``i`` (the class term is already a mean)."""
+    cfg = model.cfg
+    t, s = cfg.num_frames, cfg.num_ins
+    logits = raw["logits"][i].reshape(t, s, -1)
+    boxes = raw["boxes"][i].reshape(t, s, 4)
+    mask_logits = raw["mask_logits"][i]  # [S, T, h4, w4]
+    no_object = logits.shape[-1] - 1
+    labels = torch.as_tensor(clip.labels) + cfg.class_offset
+    present = torch.as_tensor(clip.present)
+    h, wd = cfg.input_hw
+    xyxy = torch.as_tensor(clip.boxes).float() / torch.tensor([wd, h, wd, h], dtype=torch.float32)
+    gt_boxes = torch.cat(((xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]), -1)
+    with torch.no_grad():
+        slot, g = _match(logits.softmax(-1), boxes, labels, gt_boxes, present, w) if len(labels) else (
+            torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    target = torch.full((t, s), no_object, dtype=torch.long)
+    target[:, slot] = torch.where(present[g].T, labels[g][None], no_object)
+    terms = {"cls": w.cls * no_object_ce(logits, target)}
+    on = present[g].T  # [T, M]
+    pb, gb = boxes[:, slot][on], gt_boxes[g].transpose(0, 1)[on]  # [F, 4] present frame-instances
+    terms["l1"] = w.l1 * (pb - gb).abs().sum()
+    terms["giou"] = w.giou * (1 - paired_giou(cxcywh_to_xyxy(pb), cxcywh_to_xyxy(gb))).sum()
+    hm, wm = mask_logits.shape[-2:]
+    gt_masks = resize_masks(torch.as_tensor(clip.masks), (hm, wm))[g].reshape(len(g) * t, -1)
+    pred = mask_logits[slot].reshape(len(slot) * t, -1)
+    terms["mask"] = w.mask * mask_focal(pred, gt_masks)
+    terms["dice"] = w.dice * dice_loss(pred, gt_masks)
+    return terms
+
+
+def vistr_losses(model, clips: list[Clip], weights: VisTRLossWeights = VisTRLossWeights()) -> dict[str, torch.Tensor]:
+    """Class loss averaged over clips; box and mask sums normalised by the number of
+    (instance, frame) pairs, as DETR's ``num_boxes`` over a clip's frame-level targets."""
+    frames = torch.as_tensor(np.stack([c.frames for c in clips]))
+    raw = model.forward_raw(model.normalize(frames), len(clips))
+    per_clip = [_clip_terms(raw, i, clip, model, weights) for i, clip in enumerate(clips)]
+    pairs = max(sum(int(c.present.sum()) for c in clips), 1)
+    masks = max(sum(len(c.labels) for c in clips) * model.cfg.num_frames, 1)
+    norm = {"cls": len(clips), "l1": pairs, "giou": pairs, "mask": masks, "dice": masks}
+    return {name: sum(p[name] for p in per_clip) / norm[name] for name in per_clip[0]}
