@@ -7,10 +7,11 @@ MODEL  ?= tevit
 PRESET ?= tiny
 OUT    ?= artifacts/$(MODEL)
 CHECKPOINT ?=
+ROI_ALIGN ?=
 PRECISION ?= fp32
 CALIB ?= synthetic:val:4
 
-.PHONY: setup setup-trt test test-gpu lint demo export clean
+.PHONY: setup setup-trt test test-gpu lint demo export train clean
 
 setup: $(STAMP)
 
@@ -35,11 +36,16 @@ test-gpu: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# ROI_ALIGN=onnx writes TeViT's RoIAlign as the ONNX RoiAlign op (faster) instead of GridSample.
 # PRECISION=fp16|int8 adds model.<precision>.onnx, calibrated on CALIB (video, folder, dataset
 # or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory.
 export: setup
-	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(ROI_ALIGN),--roi-align $(ROI_ALIGN),)
 	$(if $(filter-out fp32,$(PRECISION)),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB),)
+
+# Repeats the recorded stages that produced checkpoints/<MODEL>_tiny.pth (training/recipes.py).
+train: setup
+	$(PY) -m training $(MODEL) --recipe
 
 demo: setup
 	$(PY) scripts/demo.py

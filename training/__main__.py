@@ -1,4 +1,5 @@
-"""``python -m training MODEL [--preset tiny] [--iterations N] [--minutes M] [--out PATH]``."""
+"""``python -m training MODEL [--preset tiny] [--iterations N] [--minutes M] [--out PATH]``;
+``python -m training MODEL --recipe`` repeats the stages that produced the committed checkpoint."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ from training.loop import LOSSES, TrainConfig, train
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--recipe" in argv:
+        from training.recipes import stage_commands
+
+        argv.remove("--recipe")
+        model = argv[0] if argv else ""
+        out = argv[argv.index("--out") + 1] if "--out" in argv else f"checkpoints/{model}_tiny.pth"
+        for command in stage_commands(model, out):
+            print("[train] python -m training " + " ".join(command), file=sys.stderr)
+            main(command)
+        return 0
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument("model", choices=sorted(LOSSES))

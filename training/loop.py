@@ -106,12 +106,21 @@ def reproduce_command(cfg: TrainConfig, out: str | Path) -> str:
     return " ".join(["python -m training", cfg.model, "--preset", cfg.preset, *flags, "--out", str(out)])
 
 
+def _init_history(init: str | None) -> list[dict]:
+    """Earlier stages of a run that started from ``init``: its meta (command, curve) and history."""
+    if not init:
+        return []
+    meta = torch.load(init, map_location="cpu", weights_only=True).get("meta", {})
+    earlier = {k: meta[k] for k in ("command", "config", "curve") if k in meta}
+    return [*meta.get("history", []), earlier] if earlier else list(meta.get("history", []))
+
+
 def save_checkpoint(model, cfg: TrainConfig, curve: list[dict], out: str | Path) -> Path:
     """mmcv-style ``{"state_dict", "meta"}``; meta holds only plain types (weights_only loads it)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"config": asdict(cfg), "curve": curve, "torch": str(torch.__version__),
-            "command": reproduce_command(cfg, out)}
+            "command": reproduce_command(cfg, out), "history": _init_history(cfg.init)}
     # Float tensors are stored in fp16 to keep committed checkpoints small; they load into the
     # fp32 model unchanged otherwise (load_state_dict casts).
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}

@@ -1,0 +1,31 @@
+"""The exact runs that produced the committed checkpoints (``make train MODEL=...``).
+
+Each recipe is a list of stages; stage k > 0 starts from stage k-1's output (``--init``). The
+wall-clock cap (``--minutes``) ends a stage early on a slow machine, so a rerun elsewhere gives a
+comparable, not bit-identical, checkpoint; every stage's command and loss curve are stored in the
+checkpoint's ``meta`` (``meta["history"]`` holds the earlier stages).
+"""
+
+from __future__ import annotations
+
+RECIPES: dict[str, list[list[str]]] = {
+    "tevit": [
+        ["--iterations", "2400", "--minutes", "40", "--lr", "5e-4", "--pool-size", "120",
+         "--clips-per-step", "2", "--clip-frames", "3"],
+        ["--iterations", "1800", "--minutes", "30", "--lr", "5e-4", "--warmup", "50",
+         "--pool-size", "120", "--clips-per-step", "2", "--clip-frames", "3", "--seed", "1"],
+    ],
+}
+
+
+def stage_commands(model: str, out: str) -> list[list[str]]:
+    """``python -m training`` argument lists for every stage of ``model``'s recipe."""
+    if model not in RECIPES:
+        raise SystemExit(f"no training recipe for {model!r}; recipes: {', '.join(sorted(RECIPES))}")
+    stages = RECIPES[model]
+    commands = []
+    for k, args in enumerate(stages):
+        target = out if k == len(stages) - 1 else f"{out}.stage{k}"
+        init = ["--init", f"{out}.stage{k - 1}"] if k else []
+        commands.append([model, "--preset", "tiny", *args, *init, "--out", target])
+    return commands
