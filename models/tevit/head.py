@@ -11,13 +11,14 @@ from torch import nn
 
 from models.common.attention import ResidualSelfAttention
 from models.common.box_ops import cxcywh_to_xyxy, delta_xywh_decode
-from models.common.roi_align import multilevel_roi_align, multilevel_roi_align_gathered
+from models.common.roi_align import EXPORT_FORMS, multilevel_roi_align_gathered
 from models.tevit.config import TeViTConfig
 
 
-def _roi_align(training: bool):
-    """The export form (dense, fixed shapes) for inference; the gathered torchvision form for training."""
-    return multilevel_roi_align_gathered if training else multilevel_roi_align
+def _roi_align(training: bool, form: str = "grid_sample"):
+    """An export form (dense, fixed shapes: ``EXPORT_FORMS[form]``) for inference; the gathered
+    torchvision form for training."""
+    return multilevel_roi_align_gathered if training else EXPORT_FORMS[form]
 
 
 class EmbeddingRPNHead(nn.Module):
@@ -93,6 +94,7 @@ class STQIHead(nn.Module):
         super().__init__()
         c = cfg.fpn_channels
         self.cfg = cfg
+        self.roi_align_form = "grid_sample"  # see TeViT.use_roi_align
         self.attention = ResidualSelfAttention(c, cfg.head_heads)
         self.attention_norm = nn.LayerNorm(c)
         self.instance_interactive_conv = DynamicConv(c, cfg.dynamic_channels, cfg.roi_size, with_proj=True)
@@ -116,7 +118,7 @@ class STQIHead(nn.Module):
         """q Tensor[B,T,P,C], boxes Tensor[B,T,P,4] -> (cls [B,T,P,K], boxes, obj_feat, attn_feat)."""
         b, t, p, c = q.shape
         attn_feats = self.interact(q)
-        roi = _roi_align(self.training)(
+        roi = _roi_align(self.training, self.roi_align_form)(
             levels, list(self.cfg.fpn_strides), boxes.reshape(b * t, p, 4),
             self.cfg.roi_size, 2, self.cfg.finest_scale,
         ).reshape(b * t * p, c, self.cfg.roi_size, self.cfg.roi_size)
@@ -168,6 +170,7 @@ class TeViTRoIHead(nn.Module):
     def __init__(self, cfg: TeViTConfig):
         super().__init__()
         self.cfg = cfg
+        self.roi_align_form = "grid_sample"  # see TeViT.use_roi_align
         self.bbox_head = nn.ModuleList(STQIHead(cfg) for _ in range(cfg.num_stages))
         self.mask_head = nn.ModuleList(DynamicMaskHead(cfg) for _ in range(cfg.num_stages))
 
@@ -185,6 +188,7 @@ class TeViTRoIHead(nn.Module):
         -> logits Tensor[B*T, N, classes, 2S, 2S]."""
         bt, n, c = attn.shape
         s = self.cfg.mask_roi_size
-        roi = _roi_align(self.training)(levels, list(self.cfg.fpn_strides), boxes, s, 2, self.cfg.finest_scale)
+        roi = _roi_align(self.training, self.roi_align_form)(levels, list(self.cfg.fpn_strides), boxes, s, 2,
+                                                             self.cfg.finest_scale)
         logits = self.mask_head[stage](roi.reshape(bt * n, c, s, s), attn.reshape(bt * n, c))
         return logits.reshape(bt, n, logits.shape[1], 2 * s, 2 * s)

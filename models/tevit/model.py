@@ -47,7 +47,7 @@ class TeViT(VISModel):
                 embedding_dim=cfg.fpn_channels,
                 frames=cfg.frames,
                 window=cfg.window,
-                extra={"proposal_hw": list(cfg.proposal_hw)},
+                extra={"proposal_hw": list(cfg.proposal_hw), "roi_align": "grid_sample"},
             )
         )
         self.cfg = cfg
@@ -71,6 +71,19 @@ class TeViT(VISModel):
             nn.init.constant_(head.fc_cls.bias, prior_bias)
             nn.init.normal_(head.fc_reg.weight, std=1e-3)
             nn.init.zeros_(head.fc_reg.bias)
+
+    def use_roi_align(self, form: str) -> None:
+        """Pick the inference RoIAlign form of every head: ``grid_sample`` (pure tensor ops, the
+        default) or ``onnx`` (torchvision's kernel, exported as the ONNX RoiAlign op). Both equal
+        mmcv's ``aligned=True`` kernel; training always uses the gathered torchvision form."""
+        from models.common.roi_align import EXPORT_FORMS
+
+        if form not in EXPORT_FORMS:
+            raise ValueError(f"unknown RoIAlign form {form!r}; choose one of {', '.join(EXPORT_FORMS)}")
+        for module in self.roi_head.modules():
+            if hasattr(module, "roi_align_form"):
+                module.roi_align_form = form
+        self.spec.extra["roi_align"] = form
 
     def features(self, frames: torch.Tensor) -> list[torch.Tensor]:
         """uint8 Tensor[B, T, H, W, 3] -> FPN levels, each Tensor[B*T, C, H/s, W/s]."""

@@ -109,3 +109,33 @@ def test_gathered_training_roi_align_equals_the_export_form():
     boxes = _boxes(2, 9, 256, 512, gen).to(torch.float64) * 2
     torch.testing.assert_close(multilevel_roi_align_gathered(levels, strides, boxes, 7),
                                multilevel_roi_align(levels, strides, boxes, 7), rtol=0, atol=1e-10)
+
+
+def test_onnx_roi_align_form_equals_the_grid_sample_form():
+    from models.common.roi_align import multilevel_roi_align_onnx
+
+    gen = torch.Generator().manual_seed(4)
+    strides = [4, 8, 16, 32]
+    levels = [torch.randn(3, 5, 256 // s, 384 // s, generator=gen, dtype=torch.float64) for s in strides]
+    boxes = _boxes(3, 11, 256, 384, gen).to(torch.float64) * 2  # some boxes leave the map
+    torch.testing.assert_close(multilevel_roi_align_onnx(levels, strides, boxes, 7, 2),
+                               multilevel_roi_align(levels, strides, boxes, 7, 2), rtol=0, atol=1e-10)
+
+
+def test_use_roi_align_switches_every_head_and_refuses_unknown_forms():
+    from models.tevit.model import build
+
+    model = build("tiny").eval()
+    frames = torch.randint(0, 256, (1, 2, *model.spec.input_hw, 3), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = model(frames)
+        model.use_roi_align("onnx")
+        out = model(frames)
+    assert model.spec.extra["roi_align"] == "onnx"
+    forms = {m.roi_align_form for m in model.roi_head.modules() if hasattr(m, "roi_align_form")}
+    assert forms == {"onnx"}
+    for name in ("scores", "masks", "boxes"):
+        torch.testing.assert_close(out[name], ref[name], rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="grid_sample"):
+        model.use_roi_align("nearest")
