@@ -11,7 +11,7 @@ import torch
 
 from export.graph_checks import check_graph
 from export.manifest import artifact_entry, build_manifest
-from export.onnx_export import DEFAULT_OPSET, export_onnx
+from export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx
 from export.parity import DEFAULT_CASES, ParityReport, check_parity
 from export.two_stage import TwoStageExport, TwoStageSession, export_two_stage, supports_two_stage
 from models import build_model
@@ -69,6 +69,7 @@ def export_artifacts(
     opset: int = DEFAULT_OPSET,
     parity_cases: tuple[tuple[int, int], ...] = DEFAULT_CASES,
     two_stage: bool | None = None,
+    roi_align: str | None = None,
 ) -> ExportResult:
     """Build ``name``/``preset``, export ``model.onnx`` into ``out_dir``, check it, write the manifest.
 
@@ -76,6 +77,10 @@ def export_artifacts(
     ``frame_stage.onnx`` + ``clip_stage.onnx`` (DESIGN §4), checks their graphs and their composed
     parity, and lists them in the manifest with ``stage``, ``inputs`` and ``outputs``; the runtime
     then computes each frame's features once across overlapping windows.
+
+    ``roi_align`` (TeViT only): ``grid_sample`` (default; pure tensor ops) or ``onnx`` (the ONNX
+    RoiAlign op, much faster on onnxruntime CPU; see bench/RESULTS.md); recorded in the manifest's
+    ``model_extra.roi_align``.
 
     Without ``checkpoint`` the repository's checkpoint is used when one exists; otherwise a seeded
     random init, with a warning that outputs are meaningless. Raises ``ParityError`` (nothing is
@@ -90,6 +95,10 @@ def export_artifacts(
     torch.manual_seed(RANDOM_INIT_SEED)
     with _Phase(f"Building {name}/{preset}"):
         model = build_model(name, preset, checkpoint, trust_checkpoint=trust_checkpoint)
+    if roi_align is not None:
+        if not hasattr(model, "use_roi_align"):
+            raise ExportError(f"--roi-align applies to models with RoIAlign (TeViT), not {name}")
+        model.use_roi_align(roi_align)
     manifest_path = out_dir / "manifest.json"
     manifest_path.unlink(missing_ok=True)  # never leave a manifest that describes an old file
     onnx_path = out_dir / "model.onnx"
@@ -107,8 +116,9 @@ def export_artifacts(
         with _Phase("Exporting the frame and clip stages"):
             stages = export_two_stage(model, out_dir, opset=opset)
         with _Phase("Checking the stage graphs"):
-            for path in (stages.frame_path, stages.clip_path):
-                check_graph(path)
+            features = list(stages.feature_names)
+            check_graph(stages.frame_path, outputs=features)
+            check_graph(stages.clip_path, inputs=features)
         with _Phase(f"Parity of frame + clip stages vs PyTorch at (B, T) = {list(parity_cases)}"):
             stage_parity = check_parity(model, stages.clip_path, cases=parity_cases,
                                         session=TwoStageSession(stages))

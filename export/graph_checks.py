@@ -13,8 +13,12 @@ from models.base import OUTPUT_NAMES
 STANDARD_DOMAINS = ("", "ai.onnx")
 
 
-def check_graph(path: str | Path) -> dict:
+def check_graph(path: str | Path, *, inputs: list[str] | None = None,
+                outputs: list[str] | None = None) -> dict:
     """Run ``onnx.checker`` (full check) and strict shape inference on ``path``.
+
+    The I/O names must be ``inputs`` -> ``outputs`` (default: the engine contract, ``frames`` ->
+    ``OUTPUT_NAMES``; a two-stage export's stages pass their own).
 
     Returns a report: ``{"ops": {op_type: count}, "opset": int, "inputs": [...], "outputs": [...]}``.
     Raises ``ExportError`` on a custom domain, a checker failure or an unexpected I/O signature.
@@ -32,9 +36,11 @@ def check_graph(path: str | Path) -> dict:
         raise ExportError(f"{path} uses non-standard op domains {custom}; TensorRT cannot parse them")
     if model.functions:
         raise ExportError(f"{path} contains ONNX local functions; inline them before deployment")
-    outputs = [o.name for o in graph.output]
-    if [i.name for i in graph.input] != ["frames"] or outputs != list(OUTPUT_NAMES):
-        raise ExportError(f"{path}: I/O names {[i.name for i in graph.input]} -> {outputs} break the engine contract")
+    want_in, want_out = inputs or ["frames"], outputs or list(OUTPUT_NAMES)
+    got_out = [o.name for o in graph.output]
+    if [i.name for i in graph.input] != want_in or got_out != want_out:
+        raise ExportError(f"{path}: I/O names {[i.name for i in graph.input]} -> {got_out} break the "
+                          f"contract {want_in} -> {want_out}")
     opset = next(o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS)
     return {
         "ops": dict(sorted(ops.items())),

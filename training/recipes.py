@@ -15,6 +15,14 @@ RECIPES: dict[str, list[list[str]]] = {
         ["--iterations", "1800", "--minutes", "30", "--lr", "5e-4", "--warmup", "50",
          "--pool-size", "120", "--clips-per-step", "2", "--clip-frames", "3", "--seed", "1"],
     ],
+    "ifc": [
+        ["--iterations", "3000", "--minutes", "18", "--lr", "3e-4", "--warmup", "50",
+         "--pool-size", "80", "--clips-per-step", "2", "--clip-frames", "5"],
+    ],
+    "vistr": [  # clips of the preset's fixed T = 6
+        ["--iterations", "3000", "--minutes", "14", "--lr", "2e-4", "--warmup", "50",
+         "--pool-size", "60", "--clips-per-step", "1"],
+    ],
 }
 
 
