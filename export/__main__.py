@@ -21,6 +21,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need full unpickling")
     parser.add_argument("--out", default=None, help="artifact directory (default: artifacts/<model>)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, choices=SUPPORTED_OPSETS)
+    parser.add_argument("--roi-align", choices=["grid_sample", "onnx"], default=None,
+                        help="TeViT's RoIAlign in the graph: grid_sample (pure tensor ops, default) "
+                             "or onnx (the RoiAlign op: faster on onnxruntime and TensorRT)")
     stages = parser.add_mutually_exclusive_group()
     stages.add_argument("--two-stage", dest="two_stage", action="store_true", default=None,
                         help="also export frame_stage.onnx + clip_stage.onnx (default for models "
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = export_artifacts(args.model, args.preset, out, checkpoint=args.checkpoint,
                                   trust_checkpoint=args.trust_checkpoint, opset=args.opset,
-                                  two_stage=args.two_stage)
+                                  two_stage=args.two_stage, roi_align=args.roi_align)
     except (UnknownModelError, CheckpointError, ExportError, ParityError, TwoStageUnsupportedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

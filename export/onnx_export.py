@@ -52,6 +52,9 @@ def export_onnx(model: VISModel, path: str | Path, *, opset: int = DEFAULT_OPSET
     t = model.spec.fixed_frames or min(3, model.spec.frames[2])
     sample = sample_frames(model, 2, t)
     model = model.eval()
+    # torchvision's ops (roi_align) must be registered with torch before the exporter builds its
+    # op registry, or their ONNX translations (RoiAlign) are silently left out of it.
+    import torchvision  # noqa: F401
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # exporter deprecation chatter; failures still raise
         try:
