@@ -78,6 +78,16 @@ def map_roi_levels(boxes: torch.Tensor, num_levels: int, finest_scale: float = 5
     return level.clamp(min=0, max=num_levels - 1).long()
 
 
+def _keep_target_level(target: torch.Tensor, pooled_levels) -> torch.Tensor:
+    """Sum of each level's pooled RoIs Tensor[..., C, S, S] masked by ``target == level``
+    (int64[...]): every RoI keeps its own level's result, with fixed shapes (no gather)."""
+    out = None
+    for index, pooled in enumerate(pooled_levels):
+        pick = (target == index).to(pooled.dtype)[..., None, None, None]
+        out = pooled * pick if out is None else out + pooled * pick
+    return out
+
+
 def multilevel_roi_align(
     levels: list[torch.Tensor],
     strides: list[int],
@@ -101,12 +111,9 @@ def multilevel_roi_align(
         Tensor[N, P, C, S, S].
     """
     target = map_roi_levels(boxes, len(levels), finest_scale)  # [N, P]
-    out = None
-    for index, (feat, stride) in enumerate(zip(levels, strides)):
-        pooled = roi_align_per_frame(feat, boxes, output_size, 1.0 / stride, sampling_ratio)
-        pick = (target == index).to(pooled.dtype)[..., None, None, None]
-        out = pooled * pick if out is None else out + pooled * pick
-    return out
+    return _keep_target_level(target, (
+        roi_align_per_frame(feat, boxes, output_size, 1.0 / stride, sampling_ratio)
+        for feat, stride in zip(levels, strides)))
 
 
 def multilevel_roi_align_onnx(
@@ -129,11 +136,9 @@ def multilevel_roi_align_onnx(
     frame = torch.arange(n, device=boxes.device, dtype=boxes.dtype).repeat_interleave(p)
     rois = torch.cat((frame[:, None], boxes.reshape(n * p, 4)), dim=1)
     target = map_roi_levels(boxes, len(levels), finest_scale).reshape(n * p)
-    out = None
-    for index, (feat, stride) in enumerate(zip(levels, strides)):
-        pooled = roi_align(feat, rois, output_size, 1.0 / stride, sampling_ratio, aligned=True)
-        pick = (target == index).to(pooled.dtype)[:, None, None, None]
-        out = pooled * pick if out is None else out + pooled * pick
+    out = _keep_target_level(target, (
+        roi_align(feat, rois, output_size, 1.0 / stride, sampling_ratio, aligned=True)
+        for feat, stride in zip(levels, strides)))
     return out.reshape(n, p, *out.shape[1:])
 
 
