@@ -20,7 +20,7 @@ RECIPES: dict[str, list[list[str]]] = {
          "--pool-size", "80", "--clips-per-step", "2", "--clip-frames", "5"],
     ],
     "vistr": [  # clips of the preset's fixed T = 6
-        ["--iterations", "3000", "--minutes", "14", "--lr", "2e-4", "--warmup", "50",
+        ["--iterations", "3000", "--minutes", "36", "--lr", "2e-4", "--warmup", "50",
          "--pool-size", "60", "--clips-per-step", "1"],
     ],
 }

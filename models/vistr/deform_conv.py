@@ -100,14 +100,11 @@ class DeformConv2d(nn.Module):
     def forward(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         """x Tensor[N, C, H, W], offset Tensor[N, 2k², Ho, Wo] -> Tensor[N, O, Ho, Wo].
 
-        Training uses torchvision's C++ kernel (same numbers, a much faster backward pass than
-        nine grid_sample calls); inference and export use the standard-ops form.
+        The standard-ops form in training too: its backward pass is ~8x faster on CPU than
+        torchvision's C++ kernel (0.6 s vs 3.7 s forward + backward for the tiny preset's
+        60 x 12 x 48 x 80 input), and its gradients equal torchvision's except at the
+        measure-zero bilinear kinks (tested).
         """
-        if self.training:
-            from torchvision.ops import deform_conv2d as tv_deform_conv2d
-
-            return tv_deform_conv2d(x, offset, self.weight, stride=self.stride, padding=self.padding,
-                                    dilation=self.dilation)
         return deform_conv2d(
             x, offset, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation
         )

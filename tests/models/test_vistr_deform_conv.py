@@ -71,3 +71,29 @@ def test_wrong_offset_shape_is_refused_with_the_expected_form():
         deform_conv2d(
             torch.zeros(1, 8, 7, 9), torch.zeros(1, 36, 7, 9), torch.zeros(4, 8, 3, 3), padding=1
         )
+
+
+def test_gradients_equal_torchvision_so_training_can_use_the_standard_ops_form():
+    """Training runs the standard-ops form (much faster backward on CPU); its gradients for the
+    input, offsets and weight match torchvision's kernel. fp64, offsets kept away from integer
+    sample positions (the bilinear kinks, where the two sides may pick different one-sided slopes)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 6, 9, 11, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 6, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    whole = torch.randint(-2, 3, (2, 18, 9, 11), generator=g).double()
+    frac = 0.2 + 0.6 * torch.rand(2, 18, 9, 11, generator=g, dtype=torch.float64)
+    offset = (whole + frac).requires_grad_()
+    upstream = torch.randn(2, 4, 9, 11, generator=g, dtype=torch.float64)
+    grads = []
+    for fn in (deform_conv2d, tv_deform_conv2d):
+        out = fn(x, offset, weight, padding=1)
+        grads.append(torch.autograd.grad((out * upstream).sum(), (x, offset, weight)))
+    for ours, ref in zip(*grads):
+        torch.testing.assert_close(ours, ref, atol=1e-9, rtol=1e-9)
+
+
+def test_module_uses_the_standard_ops_form_in_training_mode():
+    dcn = DeformConv2d(3, 2, 3, padding=1).train()
+    x, offset = torch.randn(1, 3, 5, 6), torch.randn(1, 18, 5, 6)
+    torch.testing.assert_close(dcn(x, offset), deform_conv2d(x, offset, dcn.weight, padding=1),
+                               atol=0, rtol=0)
