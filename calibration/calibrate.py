@@ -188,9 +188,10 @@ def _run_int8(job: _Job, dst: Path) -> dict:
 
 
 def _other_t_parity(job: _Job, dst: Path) -> dict | None:
-    """Parity of the written graph at T = OTHER_T frames (parity budget only)."""
+    """Parity of the written graph at T = OTHER_T frames (parity budget, dynamic-T models only:
+    a fixed-T graph such as VisTR's accepts no other frame count)."""
     t = job.held.windows.shape[1]
-    if not isinstance(job.check, ParityCheck) or t <= OTHER_T:
+    if not isinstance(job.check, ParityCheck) or t <= OTHER_T or job.manifest.fixed_frames:
         return None
     check = ParityCheck(job.fp32, job.held.windows[:, :OTHER_T], budget=job.options.parity,
                         threads=job.options.threads)

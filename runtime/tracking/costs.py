@@ -56,8 +56,10 @@ def linear_assignment(cost: np.ndarray, *, max_cost: float
     rows, cols = linear_sum_assignment(np.where(allowed, cost, _INFEASIBLE))
     keep = allowed[rows, cols]
     matches = np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)
-    return (matches, np.setdiff1d(np.arange(n), matches[:, 0]),
-            np.setdiff1d(np.arange(m), matches[:, 1]))
+    free_rows, free_cols = np.ones(n, bool), np.ones(m, bool)
+    free_rows[matches[:, 0]] = False
+    free_cols[matches[:, 1]] = False
+    return matches, np.flatnonzero(free_rows), np.flatnonzero(free_cols)
 
 
 def mask_nms(masks: PackedMasks, scores: np.ndarray, *, iou_threshold: float) -> np.ndarray:
@@ -66,7 +68,7 @@ def mask_nms(masks: PackedMasks, scores: np.ndarray, *, iou_threshold: float) ->
     if len(masks) == 0:
         return np.zeros(0, np.int64)
     order = np.argsort(-np.asarray(scores), kind="stable")
-    iou = packed_iou_matrix(masks.select(order))
+    iou = packed_iou_matrix(masks)[np.ix_(order, order)]  # permute the matrix, not the masks
     keep: list[int] = []
     for i in range(len(order)):
         if not keep or iou[i, keep].max() < iou_threshold:
@@ -105,14 +107,21 @@ class PackedMasks:
 
     @classmethod
     def from_bool(cls, masks: np.ndarray) -> PackedMasks:
-        rows, cols = masks.any(axis=3), masks.any(axis=2)
         h, w = masks.shape[2:]
+        bits = np.packbits(masks, axis=-1)
+        # row/column occupancy from the packed bits (8x less data than the bool masks)
+        rows = bits.any(axis=3)
+        cols = np.unpackbits(np.bitwise_or.reduce(bits, axis=2), axis=-1, count=w).astype(bool)
         boxes = np.stack([rows.argmax(axis=2), cols.argmax(axis=2),
                           h - rows[..., ::-1].argmax(axis=2),
                           w - cols[..., ::-1].argmax(axis=2)], axis=-1).astype(np.int64)
         boxes[~rows.any(axis=2)] = 0
-        bits = np.packbits(masks, axis=-1)
         return cls(bits, boxes, _popcount(bits).sum(axis=(2, 3), dtype=np.int64))
+
+    def row(self, index: int) -> PackedMasks:
+        """Row ``index`` as a 1-row view (no copy)."""
+        return PackedMasks(self.bits[index:index + 1], self.boxes[index:index + 1],
+                           self.areas[index:index + 1])
 
     def __len__(self) -> int:
         return len(self.bits)

@@ -48,7 +48,7 @@ class Track:
     @property
     def label(self) -> int:
         """Class with the highest mean score over the track's life."""
-        return int(np.argmax(self.class_score_sum))
+        return int(self.class_score_sum.argmax())
 
     @property
     def score(self) -> float:
@@ -67,12 +67,12 @@ class Track:
             blended = momentum * self.embedding + (1.0 - momentum) * embedding
         else:
             blended = np.asarray(embedding, np.float32)
-        norm = float(np.linalg.norm(blended))
+        norm = float(np.sqrt(np.dot(blended, blended)))
         self.embedding = (blended / norm if norm > 0 else blended).astype(np.float32)
         self.class_score_sum = self.class_score_sum + class_scores
         self.windows += 1
         self.masks, self.mask_frames = masks, tuple(frames)
-        present = np.flatnonzero(masks.present[0])
+        present = np.flatnonzero(masks.areas[0])
         if len(present):
             if self.windows == 1:
                 self.first_frame = frames[present[0]]

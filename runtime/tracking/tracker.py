@@ -127,7 +127,7 @@ class Tracker:
         for row, track in matched:
             track.observe(embedding=instances.embeddings[row],
                           class_scores=instances.class_scores[row],
-                          masks=masks.select([row]), boxes=instances.boxes[row], frames=frames,
+                          masks=masks.row(row), boxes=instances.boxes[row], frames=frames,
                           momentum=self.embedding_momentum)
             ids[row] = track.track_id
         self._stage5_bookkeeping({t.track_id for _, t in matched}, frames)
@@ -165,10 +165,10 @@ class Tracker:
         feasible = cosine >= self.reid_min_cosine
         with_masks = [j for j, t in enumerate(tracks) if t.masks is not None]
         if overlap and with_masks:  # visible together but apart on the overlap: not the same
-            sub = [tracks[j] for j in with_masks]
-            iou = self._overlap_iou(masks, rows, sub, overlap, frames_o)
-            seen_row = masks.present[np.ix_(rows, overlap)].any(axis=1)
-            seen_trk = self._track_masks(sub, frames_o).present.any(axis=1)
+            row_masks = masks.select(rows, overlap)
+            trk_masks = self._track_masks([tracks[j] for j in with_masks], frames_o)
+            iou = packed_iou_matrix(row_masks, trk_masks)
+            seen_row, seen_trk = row_masks.present.any(axis=1), trk_masks.present.any(axis=1)
             apart = seen_row[:, None] & seen_trk[None, :] & (iou <= self.apart_max_iou)
             feasible[:, with_masks] &= ~apart
         matches, free_rows, _ = linear_assignment(np.where(feasible, 1.0 - affinity, np.inf),

@@ -102,3 +102,25 @@ def test_stages_two_without_stage_artifacts_is_a_clear_error(model_artifacts, tm
         assert type(pipeline.backend).__name__ == "OnnxRuntimeBackend"
     with pytest.raises(ArtifactError, match="frame stage"):
         Pipeline(copy, stages="two", keep_images=False)
+
+
+@pytest.mark.parametrize("model_artifacts", ["ifc", "vistr"], indirect=True)
+def test_fp16_graph_with_the_models_keep_list_stays_within_parity_and_streams(model_artifacts):
+    """IFC and VisTR have their own keep-lists (models/<name>/precision.json): the FP16 graph
+    converts, stays within the parity budget on held-out synthetic windows and streams.
+    Runs last in this module (it adds model.fp16.onnx to the shared artifact directory)."""
+    from calibration.calibrate import CalibrationOptions, calibrate_artifacts
+
+    options = CalibrationOptions(windows=2, eval_windows=1, reference_windows=1, progress=False)
+    section = calibrate_artifacts(model_artifacts, precision="fp16", data="synthetic:tiny:2",
+                                  options=options)
+    manifest = load_manifest(model_artifacts)
+    assert section["final"]["within_budget"] and "fallback" not in section, section["final"]
+    assert section["keep_list"].endswith(f"models/{manifest.model}/precision.json")
+    assert section["kept_fp32_groups"] and "postprocess" in section["kept_fp32_groups"]
+    length, stride = manifest.window
+    frames = _clip(length + stride)
+    with Pipeline(model_artifacts, precision="fp16", mode="benchmark", keep_images=False,
+                  stages="one") as pipeline:
+        results = pipeline.process(frames) + pipeline.flush()
+    assert [r.index for r in results] == list(range(len(frames)))
