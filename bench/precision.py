@@ -46,11 +46,19 @@ from runtime.manifest import load_manifest, write_manifest  # noqa: E402
 ORT_PRECISIONS = ("fp32", "fp16", "int8")
 
 
-def export_preset(preset: str, hw: tuple[int, int], frames: int, directory: Path) -> TeViT:
-    """Seeded TeViT ``preset`` at ``hw`` -> ``directory``/model.onnx + manifest.json."""
+def seeded_model(preset: str, hw: tuple[int, int], roi_align: str) -> TeViT:
+    """Seeded TeViT ``preset`` at ``hw`` with its RoIAlign written in the ``roi_align`` form."""
     cfg = dataclasses.replace(PRESETS[preset], input_hw=hw)
     torch.manual_seed(0)
     model = TeViT(cfg, preset).eval()
+    model.use_roi_align(roi_align)
+    return model
+
+
+def export_preset(preset: str, hw: tuple[int, int], frames: int, directory: Path,
+                  roi_align: str = "grid_sample") -> TeViT:
+    """Seeded TeViT ``preset`` at ``hw`` -> ``directory``/model.onnx + manifest.json."""
+    model = seeded_model(preset, hw, roi_align)
     directory.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     path = export_onnx(model, directory / "model.onnx")
@@ -104,10 +112,10 @@ def prepare_preset(preset: str, args, directory: Path) -> tuple[TeViT, dict]:
     """Export and convert (or, with --reuse, rebuild the seeded model and read the report)."""
     report = directory / "calibration_report.json"
     if args.reuse and report.is_file() and set(json.loads(report.read_text())) >= {"fp16", "int8"}:
-        cfg = dataclasses.replace(PRESETS[preset], input_hw=(args.height, args.width))
-        torch.manual_seed(0)
-        return TeViT(cfg, preset).eval(), json.loads(report.read_text())
-    model = export_preset(preset, (args.height, args.width), args.frames, directory)
+        return (seeded_model(preset, (args.height, args.width), args.roi_align),
+                json.loads(report.read_text()))
+    model = export_preset(preset, (args.height, args.width), args.frames, directory,
+                          args.roi_align)
     sections = {}
     for precision in ("fp16", "int8"):
         options = CalibrationOptions(
@@ -250,7 +258,8 @@ NOTES = [
 
 
 def _command(args: dict) -> str:
-    shown = ("presets", "frames", "repeats", "windows", "eval_windows", "data", "engine", "method")
+    shown = ("presets", "frames", "repeats", "windows", "eval_windows", "data", "engine", "method",
+             "roi_align")
     flags = [f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
              for k, v in args.items() if k in shown and v]
     return "python bench/precision.py " + " ".join(flags)
@@ -311,6 +320,8 @@ def parse_args():
     p.add_argument("--ap-data", default=None, help="dataset folder: AP budget instead of parity")
     p.add_argument("--engine", default="auto", help="INT8 engine: auto, modelopt, onnxruntime")
     p.add_argument("--method", default="max", help="INT8 calibration: max, entropy, percentile")
+    p.add_argument("--roi-align", default="grid_sample", choices=("grid_sample", "onnx"),
+                   help="TeViT RoIAlign export form (onnx: the ONNX RoiAlign op)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--workdir", default=None, help="keep artifacts here (default: a temp dir)")
     p.add_argument("--reuse", action="store_true",
