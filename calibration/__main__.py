@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--box-tol", type=float, default=4.0, help="parity: max box error (px)")
     p.add_argument("--keep-list", help="precision keep-list (default models/<model>/precision.json)")
     p.add_argument("--block-depth", type=int, help="module-path depth of a sensitivity block")
+    p.add_argument("--rank-by", default="parity", choices=("parity", "check"),
+                   help="INT8: order blocks for the fallback by held-out parity (fast; the AP "
+                        "budget is then spent only on fallback steps) or by the budget's check")
     p.add_argument("--sensitivity", action="store_true",
                    help="FP16: measure every keep-list group (one conversion each; slow)")
     p.add_argument("--no-fallback", action="store_true",
@@ -62,6 +65,7 @@ def options_from(args: argparse.Namespace):
         reference_frames=args.reference_frames,
         window_length=args.window_length, budget_ap=args.budget_ap, ap_data=args.ap_data,
         ap_videos=args.ap_videos, keep_list=args.keep_list, block_depth=args.block_depth,
+        rank_by=args.rank_by,
         parity=ParityBudget(scores_max_abs=args.scores_tol, mask_mae=args.mask_tol,
                             box_max_abs=args.box_tol),
         sensitivity=args.sensitivity, fallback=not args.no_fallback, threads=args.threads,

@@ -35,6 +35,7 @@ from runtime.manifest import Manifest, load_manifest
 
 log = logging.getLogger("visdeploy.calibration")
 PRECISIONS = ("fp16", "int8")
+RANK_BY = ("parity", "check")
 OTHER_T = 3  # parity is also checked at a frame count other than the calibration windows'
 
 
@@ -47,6 +48,11 @@ class CalibrationOptions:
     ``reference_frames`` shortens AutoCast's reference windows (dynamic-T models only): its
     range rule keeps every intermediate tensor in memory, over 23 GB for the official TeViT at
     384x640 and T=5; per-tensor magnitudes hardly depend on T.
+    ``rank_by`` orders the INT8 blocks for the fallback: ``parity`` (default) measures each block
+    alone by held-out parity, which is cheap, and spends the task metric only on the fallback
+    steps (baseline + one AP run per step); ``check`` ranks every block by the budget's own check
+    (one AP run per block with a metric: 19 blocks x 8 videos did not finish in 20 minutes for the
+    tiny TeViT on 2 CPU cores).
     """
 
     method: str = "max"
@@ -63,6 +69,7 @@ class CalibrationOptions:
     ap_videos: int | None = None
     keep_list: str | None = None
     block_depth: int | None = None
+    rank_by: str = "parity"
     sensitivity: bool = False
     fallback: bool = True
     threads: int = 0
@@ -81,10 +88,13 @@ class _Job:
     calib: CalibrationSet
     held: CalibrationSet
     check: object
+    ranker: object  # the check that orders INT8 blocks (``rank_by``)
     options: CalibrationOptions
 
 
 def _prepare(directory: Path, data, options: CalibrationOptions) -> _Job:
+    if options.rank_by not in RANK_BY:
+        raise CalibrationError(f"rank_by must be one of {RANK_BY}, got {options.rank_by!r}")
     manifest = load_manifest(directory)
     fp32_path = manifest.verified_path(manifest.artifact("onnx", "fp32"))
     keep = load_keep_list(manifest.model, options.keep_list)
@@ -102,9 +112,12 @@ def _prepare(directory: Path, data, options: CalibrationOptions) -> _Job:
 
         metric = YtvisApMetric(options.ap_data, directory, max_videos=options.ap_videos,
                                threads=options.threads)
-    check = (MetricCheck(metric, fp32_path, budget_drop=options.budget_ap) if metric else
-             ParityCheck(fp32, held.windows, budget=options.parity, threads=options.threads))
-    return _Job(manifest, fp32_path, fp32, infos, keep, calib, held, check, options)
+    parity = None
+    if not metric or options.rank_by == "parity":
+        parity = ParityCheck(fp32, held.windows, budget=options.parity, threads=options.threads)
+    check = MetricCheck(metric, fp32_path, budget_drop=options.budget_ap) if metric else parity
+    ranker = parity if options.rank_by == "parity" else check
+    return _Job(manifest, fp32_path, fp32, infos, keep, calib, held, check, ranker, options)
 
 
 def _keep_nodes(job: _Job, selectors) -> tuple[set[str], dict[str, int]]:
@@ -171,11 +184,12 @@ def _run_int8(job: _Job, dst: Path) -> dict:
                      "calibration": result.as_dict(), "full": qdq_counts(qmodel)}
     qmodel, quantized, section["outside_keep_list"] = _restrict(job, qmodel, candidates)
     if opts.fallback:
-        rows = block_sensitivity(qmodel, job.fp32, job.infos, quantized, job.check,
+        rows = block_sensitivity(qmodel, job.fp32, job.infos, quantized, job.ranker,
                                  depth=opts.block_depth or keep.block_depth,
                                  progress=opts.progress)
         model, record = fallback(qmodel, job.fp32, quantized, rows, job.check)
-        section.update(sensitivity=[r.as_dict() for r in rows], fallback=record.as_dict())
+        section.update(sensitivity=[r.as_dict() for r in rows], fallback=record.as_dict(),
+                       ranked_by=job.ranker.kind)
         final = record.final
     else:
         model, final = qmodel, job.check.measure(qmodel)

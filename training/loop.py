@@ -36,6 +36,12 @@ class TrainConfig:
     pool_size: int = 120
     seed: int = 0
     init: str | None = None  # start from an earlier checkpoint
+    # Comma-separated top-level modules to train (the rest frozen, in eval mode); None trains all.
+    # A VisTR mask stage trains ``bbox_attention,mask_head,insmask_head`` on the frozen detector,
+    # as DETR trains its segmentation head.
+    trainable: str | None = None
+    # Comma-separated loss terms to optimise (e.g. ``mask,dice``); None uses every term.
+    terms: str | None = None
     save_every: int = 200  # also save ``out`` every this many steps (a stopped run keeps its progress)
 
 
@@ -65,12 +71,13 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     """Train ``cfg.model``/``cfg.preset`` and save ``out``; returns the loss curve (every ``log_every``)."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.preset, cfg.init).train()
+    params = trainable_parameters(model, cfg.trainable)
     spec = model.spec
     # Models with frame-bound queries (VisTR) train on clips of exactly their T.
     clip_frames = spec.fixed_frames or cfg.clip_frames
     sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=clip_frames,
                           pool_size=cfg.pool_size, seed=cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve, window, start = [], [], time.perf_counter()
     for step in range(cfg.iterations):
         progress = _progress_of(step, time.perf_counter() - start, cfg)
@@ -80,13 +87,14 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(step, progress, cfg)
         losses = LOSSES[cfg.model](model, [sampler.sample() for _ in range(cfg.clips_per_step)])
+        losses = selected_terms(losses, cfg.terms)
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
-        window.append({k: float(v) for k, v in losses.items()} | {"total": float(loss)})
-        _progress(step, cfg.iterations, float(loss), start)
+        window.append({k: float(v.detach()) for k, v in losses.items()} | {"total": float(loss.detach())})
+        _progress(step, cfg.iterations, float(loss.detach()), start)
         if (step + 1) % log_every == 0 or step + 1 == cfg.iterations:
             mean = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
             curve.append({"step": step + 1, "minutes": (time.perf_counter() - start) / 60, **mean})
@@ -96,6 +104,35 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     print(file=sys.stderr)
     save_checkpoint(model.eval(), cfg, curve, out)
     return curve
+
+
+def trainable_parameters(model: torch.nn.Module, trainable: str | None) -> list[torch.nn.Parameter]:
+    """Parameters of the named top-level modules (all when ``trainable`` is None); the other
+    modules are frozen (``requires_grad`` off) and put in eval mode (no dropout)."""
+    if not trainable:
+        return list(model.parameters())
+    names = [n.strip() for n in trainable.split(",") if n.strip()]
+    children = dict(model.named_children())
+    unknown = [n for n in names if n not in children]
+    if unknown:
+        raise SystemExit(f"--trainable names unknown modules {unknown}; top-level modules of "
+                         f"{type(model).__name__}: {', '.join(children)}")
+    for name, child in children.items():
+        child.requires_grad_(name in names)
+        if name not in names:
+            child.eval()
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def selected_terms(losses: dict[str, torch.Tensor], terms: str | None) -> dict[str, torch.Tensor]:
+    """The loss terms named in ``terms`` (comma-separated; all when None)."""
+    if not terms:
+        return losses
+    names = [t.strip() for t in terms.split(",") if t.strip()]
+    unknown = [n for n in names if n not in losses]
+    if unknown:
+        raise SystemExit(f"--terms names unknown loss terms {unknown}; terms: {', '.join(losses)}")
+    return {n: losses[n] for n in names}
 
 
 def reproduce_command(cfg: TrainConfig, out: str | Path) -> str:

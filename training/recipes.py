@@ -22,6 +22,10 @@ RECIPES: dict[str, list[list[str]]] = {
     "vistr": [  # clips of the preset's fixed T = 6
         ["--iterations", "3000", "--minutes", "36", "--lr", "2e-4", "--warmup", "50",
          "--pool-size", "60", "--clips-per-step", "1"],
+        # mask stage: the mask parts alone on the frozen detector (DETR's segmentation recipe)
+        ["--iterations", "6000", "--minutes", "40", "--lr", "1e-2", "--warmup", "50",
+         "--pool-size", "60", "--clips-per-step", "1", "--seed", "1",
+         "--trainable", "bbox_attention,mask_head,insmask_head", "--terms", "mask,dice"],
     ],
 }
 

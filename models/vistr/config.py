@@ -36,6 +36,8 @@ class VisTRConfig:
     # mask head (A.3): GroupNorm groups of MaskHeadSmallConv and of the 3-D fusion head
     mask_gn_groups: int = 8
     insmask_gn_groups: int = 4
+    # width m the mask head's upsampling stages derive from (m/2, m/4, m/8, m/16); official: m = d
+    mask_width: int | None = None
     # classes and deployment
     classes: tuple[str, ...] = YTVIS_2019_CLASSES
     class_offset: int = 1
@@ -61,9 +63,10 @@ class VisTRConfig:
 
     @property
     def mask_dims(self) -> tuple[int, int, int, int, int]:
-        """MaskHeadSmallConv inter dims: [d + heads, d/2, d/4, d/8, d/16] (official 392…24)."""
-        d = self.hidden_dim
-        return (d + self.nheads, d // 2, d // 4, d // 8, d // 16)
+        """MaskHeadSmallConv inter dims: [d + heads, m/2, m/4, m/8, m/16] with m = ``mask_width``
+        or d (official 392, 192, 96, 48, 24)."""
+        d, m = self.hidden_dim, self.mask_width or self.hidden_dim
+        return (d + self.nheads, m // 2, m // 4, m // 8, m // 16)
 
 
 # Official: T = 36 frames x 10 slots = 360 queries, R-50 / R-101, 42 logits. Input 320x544 holds the

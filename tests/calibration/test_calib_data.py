@@ -105,6 +105,8 @@ def test_cli_flags_map_to_options():
     assert (opts.method, opts.windows, opts.fallback, opts.ap_data, opts.budget_ap) == (
         "entropy", 3, False, "val", 1.0)
     assert opts.parity.mask_mae == 0.5 and opts.parity.scores_max_abs == 0.02
+    assert opts.rank_by == "parity"  # blocks ranked cheaply; the AP budget only on fallback steps
+    assert options_from(parse_args(["art", "--precision", "int8", "--rank-by", "check"])).rank_by == "check"
 
 
 def test_progress_bar_prints_plain_lines_off_a_terminal():

@@ -200,3 +200,30 @@ def test_percentile_runs_on_the_onnxruntime_engine(calibrated, tmp_path):
     # budget (the fallback test enforces that). Measured: mask IoU 0.82 with the trained
     # checkpoint (0.9+ with random weights, whose masks are nearly constant).
     assert np.isfinite(stats.value) and stats.details["mask_iou"] > 0.7, stats.as_dict()
+
+
+def test_int8_with_a_task_metric_ranks_blocks_by_parity_and_spends_the_metric_on_fallback_only(
+        tiny_tevit_artifacts, tmp_path):
+    """The AP budget costs one metric run for the baseline, one per fallback step (and one for
+    the quantizer's extra nodes), not one per block: that made the AP loop take > 20 minutes."""
+    from calibration.errors import CalibrationError
+
+    dest = tmp_path / "tevit"
+    shutil.copytree(tiny_tevit_artifacts, dest)
+    calls = []
+
+    def constant_metric(path):  # a pluggable metric (AP x 100); constant: nothing may drop
+        calls.append(path)
+        return 42.0
+
+    section = calibrate_artifacts(dest, precision="int8", data=DATA, options=CalibrationOptions(
+        **FAST, metric=constant_metric))
+    assert section["ranked_by"] == "parity" and section["check"]["kind"] == "metric"
+    rows = section["sensitivity"]
+    assert rows and all("AP" not in row and "scores_max_abs" in row for row in rows)
+    steps = section["fallback"]["steps"]
+    assert len(steps) == 1 and steps[0]["AP_drop"] == 0.0  # full INT8 holds at once
+    assert len(calls) == 1 + (section["outside_keep_list"] is not None) + len(steps)
+    with pytest.raises(CalibrationError, match="rank_by"):
+        calibrate_artifacts(dest, precision="int8", data=DATA,
+                            options=CalibrationOptions(**FAST, rank_by="ap"))

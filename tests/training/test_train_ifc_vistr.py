@@ -95,3 +95,32 @@ def test_checkpoint_meta_keeps_the_earlier_stages(tmp_path):
     assert "--lr 0.0001" in meta["history"][0]["command"]
     assert reproduce_command(cfg, "b.pth").endswith(f"--init {first} --out b.pth")
     assert np.isfinite(meta["config"]["lr"])
+
+
+def test_a_mask_stage_trains_only_the_named_modules_on_the_selected_terms(tmp_path):
+    from training.loop import selected_terms, train, trainable_parameters
+
+    model = build_model("vistr", "tiny").train()
+    params = trainable_parameters(model, "mask_head,insmask_head")
+    assert {id(p) for p in params} == {
+        id(p) for m in (model.mask_head, model.insmask_head) for p in m.parameters()}
+    assert not model.vistr.training and model.mask_head.training  # frozen parts: no dropout
+    assert not any(p.requires_grad for p in model.vistr.parameters())
+    with pytest.raises(SystemExit, match="unknown modules.*vistr, bbox_attention"):
+        trainable_parameters(model, "mask_haed")
+    losses = {"cls": torch.tensor(1.0), "mask": torch.tensor(2.0), "dice": torch.tensor(3.0)}
+    assert list(selected_terms(losses, "mask, dice")) == ["mask", "dice"]
+    with pytest.raises(SystemExit, match="unknown loss terms"):
+        selected_terms(losses, "bbox")
+
+    # Two real steps: the detector's weights stay bit-identical, the mask parts move.
+    init = save_checkpoint(build_model("vistr", "tiny"), TrainConfig(model="vistr"), [], tmp_path / "a.pth")
+    cfg = TrainConfig(model="vistr", iterations=2, warmup=1, pool_size=1, clips_per_step=1,
+                      init=str(init), trainable="bbox_attention,mask_head,insmask_head",
+                      terms="mask,dice", save_every=0)
+    curve = train(cfg, tmp_path / "b.pth", log_every=1)
+    assert set(curve[-1]) == {"step", "minutes", "mask", "dice", "total"}
+    before = torch.load(init, weights_only=True)["state_dict"]
+    after = torch.load(tmp_path / "b.pth", weights_only=True)["state_dict"]
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("vistr."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("mask_head."))
