@@ -68,6 +68,18 @@ def test_bad_config_is_refused_by_name():
         check_config(dataclasses.replace(PRESETS["tiny"], hidden_dim=100))
 
 
+def test_mask_width_sets_the_upsampling_widths_only():
+    import dataclasses
+
+    tiny = PRESETS["tiny"]
+    assert tiny.mask_width is None and tiny.mask_dims == (104, 48, 24, 12, 6)
+    wide = dataclasses.replace(tiny, mask_width=384, mask_gn_groups=8, insmask_gn_groups=4)
+    assert wide.mask_dims == (104, 192, 96, 48, 24)  # the first width stays d + heads
+    check_config(wide)
+    with pytest.raises(VisTRConfigError, match="mask_gn_groups"):
+        check_config(dataclasses.replace(tiny, mask_width=384, mask_gn_groups=7))
+
+
 def test_tiny_forward_gives_the_contract_and_refuses_other_clip_lengths():
     model = build("tiny", input_hw=(64, 96)).eval()
     assert model.spec.input_hw == (64, 96)
