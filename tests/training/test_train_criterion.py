@@ -60,7 +60,7 @@ def test_a_training_step_reduces_nothing_to_nan_and_saves_a_loadable_checkpoint(
     total.backward()
     grads = [p.grad for p in model.roi_head.mask_head[5].parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
-    path = save_checkpoint(model.eval(), TrainConfig(iterations=1), [{"step": 1, "total": float(total)}],
+    path = save_checkpoint(model.eval(), TrainConfig(iterations=1), [{"step": 1, "total": float(total.detach())}],
                            tmp_path / "tevit_tiny.pth")
     reloaded = build_model("tevit", "tiny", checkpoint=path)  # weights_only=True, strict
     torch.testing.assert_close(reloaded.rpn_head.init_proposal_bboxes.weight,
