@@ -93,8 +93,9 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
-        window.append({k: float(v.detach()) for k, v in losses.items()} | {"total": float(loss.detach())})
-        _progress(step, cfg.iterations, float(loss.detach()), start)
+        total = float(loss.detach())
+        window.append({k: float(v.detach()) for k, v in losses.items()} | {"total": total})
+        _progress(step, cfg.iterations, total, start)
         if (step + 1) % log_every == 0 or step + 1 == cfg.iterations:
             mean = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
             curve.append({"step": step + 1, "minutes": (time.perf_counter() - start) / 60, **mean})
@@ -106,12 +107,17 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     return curve
 
 
+def _csv_names(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def trainable_parameters(model: torch.nn.Module, trainable: str | None) -> list[torch.nn.Parameter]:
     """Parameters of the named top-level modules (all when ``trainable`` is None); the other
     modules are frozen (``requires_grad`` off) and put in eval mode (no dropout)."""
     if not trainable:
         return list(model.parameters())
-    names = [n.strip() for n in trainable.split(",") if n.strip()]
+    names = _csv_names(trainable)
     children = dict(model.named_children())
     unknown = [n for n in names if n not in children]
     if unknown:
@@ -128,7 +134,7 @@ def selected_terms(losses: dict[str, torch.Tensor], terms: str | None) -> dict[s
     """The loss terms named in ``terms`` (comma-separated; all when None)."""
     if not terms:
         return losses
-    names = [t.strip() for t in terms.split(",") if t.strip()]
+    names = _csv_names(terms)
     unknown = [n for n in names if n not in losses]
     if unknown:
         raise SystemExit(f"--terms names unknown loss terms {unknown}; terms: {', '.join(losses)}")
