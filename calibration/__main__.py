@@ -20,10 +20,12 @@ from calibration.int8 import ENGINES, METHODS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from calibration.calibrate import PRECISIONS, RANK_BY
+
     p = argparse.ArgumentParser(prog="python -m calibration", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("artifacts", help="artifact directory with manifest.json and model.onnx")
-    p.add_argument("--precision", required=True, choices=("fp16", "int8"))
+    p.add_argument("--precision", required=True, choices=PRECISIONS)
     p.add_argument("--data", help="calibration SOURCE (required; never random data)")
     p.add_argument("--method", default="max", choices=METHODS, help="INT8 range method")
     p.add_argument("--engine", default="auto", choices=ENGINES,
@@ -43,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--box-tol", type=float, default=4.0, help="parity: max box error (px)")
     p.add_argument("--keep-list", help="precision keep-list (default models/<model>/precision.json)")
     p.add_argument("--block-depth", type=int, help="module-path depth of a sensitivity block")
-    p.add_argument("--rank-by", default="parity", choices=("parity", "check"),
+    p.add_argument("--rank-by", default="parity", choices=RANK_BY,
                    help="INT8: order blocks for the fallback by held-out parity (fast; the AP "
                         "budget is then spent only on fallback steps) or by the budget's check")
     p.add_argument("--sensitivity", action="store_true",
