@@ -40,7 +40,8 @@ class TrainConfig:
     # A VisTR mask stage trains ``bbox_attention,mask_head,insmask_head`` on the frozen detector,
     # as DETR trains its segmentation head.
     trainable: str | None = None
-    # Comma-separated loss terms to optimise (e.g. ``mask,dice``); None uses every term.
+    # Comma-separated loss terms to optimise (e.g. ``mask,dice``); None uses every term except the
+    # auxiliary ones (``aux_*``, not in the official criteria), which are used only when named.
     terms: str | None = None
     save_every: int = 200  # also save ``out`` every this many steps (a stopped run keeps its progress)
 
@@ -131,9 +132,10 @@ def trainable_parameters(model: torch.nn.Module, trainable: str | None) -> list[
 
 
 def selected_terms(losses: dict[str, torch.Tensor], terms: str | None) -> dict[str, torch.Tensor]:
-    """The loss terms named in ``terms`` (comma-separated; all when None)."""
+    """The loss terms named in ``terms`` (comma-separated); when None, every term but the
+    auxiliary ``aux_*`` ones."""
     if not terms:
-        return losses
+        return {n: v for n, v in losses.items() if not n.startswith("aux_")}
     names = _csv_names(terms)
     unknown = [n for n in names if n not in losses]
     if unknown:

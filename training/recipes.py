@@ -14,6 +14,9 @@ RECIPES: dict[str, list[list[str]]] = {
          "--clips-per-step", "2", "--clip-frames", "3"],
         ["--iterations", "1800", "--minutes", "30", "--lr", "5e-4", "--warmup", "50",
          "--pool-size", "120", "--clips-per-step", "2", "--clip-frames", "3", "--seed", "1"],
+        # session 5: a third pool of videos (seed 2) at half the peak learning rate
+        ["--iterations", "1450", "--minutes", "30", "--lr", "2.5e-4", "--warmup", "50",
+         "--pool-size", "120", "--clips-per-step", "2", "--clip-frames", "3", "--seed", "2"],
     ],
     "ifc": [
         ["--iterations", "3000", "--minutes", "18", "--lr", "3e-4", "--warmup", "50",

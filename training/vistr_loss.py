@@ -6,6 +6,11 @@ over the whole clip: cost(s, n) = mean over the frames where GT n is present of
 per frame-query with no-object weight 0.1 (a matched slot is no-object on frames where its
 instance is absent), box L1 5 and GIoU 2 on present frames, mask focal 1 and dice 1 per
 (slot, frame) at stride 4. The official aux losses of the intermediate decoder layers are not used.
+
+``aux_attn`` is not an official term and is optimised only when ``--terms`` names it: the
+negative log of the attention mass (summed over heads) a matched slot's instance attention map
+puts on its object's cells at stride 32. It gives ``bbox_attention`` the instance-specific signal
+that a COCO-pretrained detector gives the official model (see bench/RESULTS.md, VisTR).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class VisTRLossWeights:
     giou: float = 2.0
     mask: float = 1.0
     dice: float = 1.0
+    aux_attn: float = 1.0
 
 
 def _match(probs: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, gt_boxes: torch.Tensor,
@@ -76,7 +82,23 @@ def _clip_terms(raw: dict, i: int, clip: Clip, model, w: VisTRLossWeights) -> di
     pred = mask_logits[slot].reshape(len(slot) * t, -1)
     terms["mask"] = w.mask * mask_focal(pred, gt_masks)
     terms["dice"] = w.dice * dice_loss(pred, gt_masks)
+    terms["aux_attn"] = w.aux_attn * attention_mass_loss(raw["attn"], i, slot, g, clip, present)
     return terms
+
+
+def attention_mass_loss(attn: torch.Tensor, clip_index: int, slot: torch.Tensor, g: torch.Tensor,
+                        clip: Clip, present: torch.Tensor) -> torch.Tensor:
+    """Sum over matched present (slot, frame) pairs of -log(attention mass on the object's cells).
+
+    attn Tensor[B*T, S, heads, h, w] (softmax over heads x h x w), slot/g int64[M] matched pairs,
+    present bool[N, T]. A cell counts as the object's when any of its pixels is.
+    """
+    t = present.shape[1]
+    maps = attn[clip_index * t:(clip_index + 1) * t].sum(2)  # [T, S, h, w], each map sums to 1
+    cells = resize_masks(torch.as_tensor(clip.masks), maps.shape[-2:])[g] > 0  # [M, T, h, w]
+    mass = (maps[:, slot].transpose(0, 1) * cells).flatten(2).sum(-1)  # [M, T]
+    on = present[g]
+    return -(mass[on].clamp(min=1e-6).log()).sum()
 
 
 def vistr_losses(model, clips: list[Clip], weights: VisTRLossWeights = VisTRLossWeights()) -> dict[str, torch.Tensor]:
@@ -87,5 +109,5 @@ def vistr_losses(model, clips: list[Clip], weights: VisTRLossWeights = VisTRLoss
     per_clip = [_clip_terms(raw, i, clip, model, weights) for i, clip in enumerate(clips)]
     pairs = max(sum(int(c.present.sum()) for c in clips), 1)
     masks = max(sum(len(c.labels) for c in clips) * model.cfg.num_frames, 1)
-    norm = {"cls": len(clips), "l1": pairs, "giou": pairs, "mask": masks, "dice": masks}
+    norm = {"cls": len(clips), "l1": pairs, "giou": pairs, "mask": masks, "dice": masks, "aux_attn": pairs}
     return {name: sum(p[name] for p in per_clip) / norm[name] for name in per_clip[0]}

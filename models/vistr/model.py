@@ -91,7 +91,8 @@ class VisTRSegm(VISModel):
         """Official-level outputs of B clips from normalised images Tensor[B*T, 3, H, W].
 
         Returns ``logits`` [B, Q, num_logits], ``boxes`` [B, Q, 4] (sigmoid cx, cy, w, h),
-        ``mask_logits`` [B, S, T, H/4, W/4] and ``hs`` [B, Q, d] (last decoder layer).
+        ``mask_logits`` [B, S, T, H/4, W/4], ``hs`` [B, Q, d] (last decoder layer) and ``attn``
+        [B*T, S, heads, H/32, W/32] (the instance attention maps; only training reads them).
         """
         cfg = self.cfg
         t, s = cfg.num_frames, cfg.num_ins
@@ -110,6 +111,7 @@ class VisTRSegm(VISModel):
             "boxes": boxes,
             "mask_logits": mask_logits.reshape(num_clips, s, t, h4, w4),
             "hs": hs,
+            "attn": attn,
         }
 
     def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:

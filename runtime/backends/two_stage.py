@@ -70,7 +70,11 @@ class TwoStageOnnxBackend(OnnxRuntimeBackend):
         self.cache = FeatureCache(cache_frames or 2 * manifest.frames_range[2])
         self.frame_session = self.clip_session = None
         self.feature_names: list[str] = []
-        self.frames_computed = 0
+
+    @property
+    def frames_computed(self) -> int:
+        """Frames that went through the frame stage since activation (the cache's misses)."""
+        return self.cache.misses
 
     def activate_impl(self) -> None:
         opts = {"device": self.device, "optimization": self.optimization, "threads": self.threads}
@@ -89,7 +93,6 @@ class TwoStageOnnxBackend(OnnxRuntimeBackend):
                 f"{clip_entry['inputs']}; re-export both stages together (make export)")
         self.feature_names = wanted
         self.cache.clear()
-        self.frames_computed = 0
 
     def infer_impl(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         b, t = frames.shape[:2]
@@ -105,7 +108,6 @@ class TwoStageOnnxBackend(OnnxRuntimeBackend):
             elif not any(keys[j] == key for j in missing):
                 missing.append(i)
         self.cache.misses += len(missing)
-        self.frames_computed += len(missing)
         t_max = self.manifest.frames_range[2]
         for start in range(0, len(missing), t_max):  # new frames as one clip of <= T_max frames
             chunk = missing[start:start + t_max]

@@ -124,3 +124,32 @@ def test_a_mask_stage_trains_only_the_named_modules_on_the_selected_terms(tmp_pa
     after = torch.load(tmp_path / "b.pth", weights_only=True)["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("vistr."))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("mask_head."))
+
+
+def test_vistr_attention_mass_loss_rewards_attention_on_the_object():
+    from training.data import Clip
+    from training.vistr_loss import attention_mass_loss
+
+    t, s, heads, h, w = 2, 3, 2, 2, 4
+    masks = np.zeros((1, t, 8, 16), dtype=bool)
+    masks[0, :, :4, :4] = True  # the top-left cell of the 2x4 stride grid
+    present = torch.tensor([[True, False]])  # frame 1 does not count
+    clip = Clip(np.zeros((t, 8, 16, 3), np.uint8), np.array([0]), masks, np.zeros((1, t, 4), np.float32),
+                present.numpy())
+    focused = torch.zeros(t, s, heads, h, w)
+    focused[:, :, 0, 0, 0] = 0.5
+    focused[:, :, 1, 0, 0] = 0.5  # both heads on the object: all the mass
+    uniform = torch.full((t, s, heads, h, w), 1 / (heads * h * w))
+    slot, g = torch.tensor([1]), torch.tensor([0])
+    assert float(attention_mass_loss(focused, 0, slot, g, clip, present)) == pytest.approx(0, abs=1e-6)
+    assert float(attention_mass_loss(uniform, 0, slot, g, clip, present)) == pytest.approx(np.log(8))
+    none = attention_mass_loss(uniform, 0, slot[:0], g[:0], clip, present)
+    assert float(none) == 0
+
+
+def test_auxiliary_terms_are_optimised_only_when_named():
+    from training.loop import selected_terms
+
+    losses = {"cls": torch.tensor(1.0), "dice": torch.tensor(2.0), "aux_attn": torch.tensor(3.0)}
+    assert list(selected_terms(losses, None)) == ["cls", "dice"]
+    assert list(selected_terms(losses, "dice,aux_attn")) == ["dice", "aux_attn"]
