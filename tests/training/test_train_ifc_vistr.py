@@ -50,13 +50,15 @@ def test_a_training_step_is_finite_and_reaches_every_head(name, tmp_path):
     sampler = ClipSampler(input_hw=model.spec.input_hw, mean=model.spec.mean, clip_frames=frames,
                           pool_size=2, verbose=False)
     losses = LOSSES[name](model, [sampler.sample(), sampler.sample()])
-    expected = {"cls", "mask", "dice"} | ({"l1", "giou"} if name == "vistr" else set())
+    expected = {"cls", "mask", "dice"} | ({"l1", "giou", "aux_attn"} if name == "vistr" else set())
     assert set(losses) == expected
     total = sum(losses.values())
     assert torch.isfinite(total) and float(total.detach()) > 0
     total.backward()
     head = model.detr.mask_head if name == "ifc" else model.insmask_head
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+    if name == "vistr":  # the auxiliary term reaches the instance attention
+        assert model.bbox_attention.q_linear.weight.grad.abs().sum() > 0
     path = save_checkpoint(model.eval(), TrainConfig(model=name, iterations=1), [], tmp_path / "c.pth")
     build_model(name, "tiny", checkpoint=path)  # strict, weights_only
 
