@@ -15,6 +15,7 @@ from training.data import ClipSampler
 from training.ifc_loss import ifc_losses
 from training.tevit_loss import tevit_losses
 from training.vistr_loss import vistr_losses
+from training.warm_start import scale_attention_inputs
 
 LOSSES = {"tevit": tevit_losses, "ifc": ifc_losses, "vistr": vistr_losses}
 
@@ -43,6 +44,9 @@ class TrainConfig:
     # Comma-separated loss terms to optimise (e.g. ``mask,dice``); None uses every term except the
     # auxiliary ones (``aux_*``, not in the official criteria), which are used only when named.
     terms: str | None = None
+    # VisTR mask stage: multiply mask_head.lay1's weights on the attention-map inputs by this at
+    # the start (training.warm_start); 1.0 leaves the initial weights as they are.
+    attn_input_gain: float = 1.0
     save_every: int = 200  # also save ``out`` every this many steps (a stopped run keeps its progress)
 
 
@@ -72,6 +76,8 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     """Train ``cfg.model``/``cfg.preset`` and save ``out``; returns the loss curve (every ``log_every``)."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.preset, cfg.init).train()
+    if cfg.attn_input_gain != 1.0:
+        scale_attention_inputs(model, cfg.attn_input_gain)
     params = trainable_parameters(model, cfg.trainable)
     spec = model.spec
     # Models with frame-bound queries (VisTR) train on clips of exactly their T.
