@@ -10,6 +10,7 @@ CHECKPOINT ?=
 ROI_ALIGN ?=
 PRECISION ?= fp32
 CALIB ?= synthetic:val:4
+AP_DATA ?=
 
 .PHONY: setup setup-trt test test-gpu lint demo export train clean
 
@@ -38,10 +39,11 @@ lint: setup
 
 # ROI_ALIGN=onnx writes TeViT's RoIAlign as the ONNX RoiAlign op (faster) instead of GridSample.
 # PRECISION=fp16|int8 adds model.<precision>.onnx, calibrated on CALIB (video, folder, dataset
-# or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory.
+# or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory. AP_DATA=DIR (a generated val
+# set) makes the budget a YouTube-VIS AP drop on DIR instead of output parity.
 export: setup
 	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(ROI_ALIGN),--roi-align $(ROI_ALIGN),)
-	$(if $(filter-out fp32,$(PRECISION)),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB),)
+	$(if $(filter-out fp32,$(PRECISION)),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB) $(if $(AP_DATA),--ap-data $(AP_DATA),),)
 
 # Repeats the recorded stages that produced checkpoints/<MODEL>_tiny.pth (training/recipes.py).
 train: setup
