@@ -249,8 +249,8 @@ NOTES = [
     "- The INT8 graphs carry TensorRT-style Q/DQ (inputs of Conv/MatMul/Gemm only, weights as "
     "W -> Q -> DQ). onnxruntime CPU turns DQ -> MatMul into MatMulIntegerToFloat but runs Conv in "
     "FP32 on dequantized weights (QLinearConv needs a Q on the output), so INT8 gains little on "
-    "CPU; the speed target is for TensorRT. The RoIAlign formulation (GridSample, every RoI "
-    "pooled on all four FPN levels) dominates CPU time and is not quantized.",
+    "CPU; the speed target is for TensorRT. RoIAlign (GridSample or the RoiAlign op, see the "
+    "kernel profile above) is not quantized.",
     "- Seeded random weights: the parity budget (scores 0.02, mask MAE 0.02, boxes 4 px) decides "
     "the fallback. For msgshift it returned the backbone and the box head to FP32, so that INT8 "
     "graph is mostly FP32; with trained weights and the AP budget (`--ap-data`) the outcome may "
@@ -278,6 +278,17 @@ def _goal_line(r: dict) -> str:
             f"{top(r['profiles']['fp16'])}; INT8: {top(r['profiles']['int8'])}.")
 
 
+def _load_sentence(machine: dict) -> str:
+    """What the load averages say about other work on the machine (the run's own threads raise
+    the 'after' figure, so only the 'before' one tells whether the CPU was shared)."""
+    before, after, cpus = machine["load_before"][0], machine["load_after"][0], machine["logical_cpus"]
+    loads = f"1-min load average {before:.1f} before, {after:.1f} after, on {cpus} CPUs"
+    if before >= 0.5:
+        return (f"**The CPU was busy with other work when the run started** ({loads}): absolute "
+                "times are inflated and noisy; the ratios of the same round are the meaningful part.")
+    return f"The machine was idle when the run started ({loads}; the run's own threads make the latter)."
+
+
 def write_report(path: Path, rows: list[dict], machine: dict, args: dict) -> str:
     """Markdown with latency, parity, profiles and calibration tables; written to ``path``."""
     goal = [_goal_line(r) for r in rows]
@@ -289,10 +300,7 @@ def write_report(path: Path, rows: list[dict], machine: dict, args: dict) -> str
         f"of {args['repeats']} interleaved rounds after a warm-up.", "",
         f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, torch "
         f"{machine['torch']} ({machine['torch_threads']} threads), onnxruntime "
-        f"{machine['onnxruntime']} (CPU EP, ORT_ENABLE_EXTENDED). **The CPU was shared with other "
-        f"workers during the run** (1-min load average {machine['load_before'][0]:.1f} before, "
-        f"{machine['load_after'][0]:.1f} after, on {machine['logical_cpus']} CPUs): absolute "
-        "times are inflated and noisy; the ratios of the same round are the meaningful part.", "",
+        f"{machine['onnxruntime']} (CPU EP, ORT_ENABLE_EXTENDED). {_load_sentence(machine)}", "",
         "## Latency", "", *_latency_table(rows), "", "## Speed goal and where the time goes", "",
         *goal, "", "## Accuracy on the timed windows (vs onnxruntime FP32)", "",
         *_parity_table(rows), "", "## Calibration (held-out windows, parity budget)", "",
