@@ -14,14 +14,19 @@ from training.loop import LOSSES, TrainConfig, train
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--recipe" in argv:
-        from training.recipes import stage_commands
+        from training import backbone_pretrain
+        from training.recipes import PRETRAIN, stage_commands
 
         argv.remove("--recipe")
         model = argv[0] if argv else ""
         out = argv[argv.index("--out") + 1] if "--out" in argv else f"checkpoints/{model}_tiny.pth"
         for command in stage_commands(model, out):
-            print("[train] python -m training " + " ".join(command), file=sys.stderr)
-            main(command)
+            if command[0] == PRETRAIN:
+                print("[train] python -m training.backbone_pretrain " + " ".join(command[1:]), file=sys.stderr)
+                backbone_pretrain.main(command[1:])
+            else:
+                print("[train] python -m training " + " ".join(command), file=sys.stderr)
+                main(command)
         return 0
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)

@@ -3,10 +3,13 @@
 Each recipe is a list of stages; stage k > 0 starts from stage k-1's output (``--init``). The
 wall-clock cap (``--minutes``) ends a stage early on a slow machine, so a rerun elsewhere gives a
 comparable, not bit-identical, checkpoint; every stage's command and loss curve are stored in the
-checkpoint's ``meta`` (``meta["history"]`` holds the earlier stages).
+checkpoint's ``meta`` (``meta["history"]`` holds the earlier stages). A stage whose first item
+is ``PRETRAIN`` runs ``python -m training.backbone_pretrain`` instead (it starts from nothing).
 """
 
 from __future__ import annotations
+
+PRETRAIN = "backbone_pretrain"
 
 RECIPES: dict[str, list[list[str]]] = {
     "tevit": [
@@ -34,13 +37,17 @@ RECIPES: dict[str, list[list[str]]] = {
 
 
 def stage_commands(model: str, out: str) -> list[list[str]]:
-    """``python -m training`` argument lists for every stage of ``model``'s recipe."""
+    """``python -m training`` argument lists for every stage of ``model``'s recipe (a list
+    starting with ``PRETRAIN`` is for ``python -m training.backbone_pretrain`` instead)."""
     if model not in RECIPES:
         raise SystemExit(f"no training recipe for {model!r}; recipes: {', '.join(sorted(RECIPES))}")
     stages = RECIPES[model]
     commands = []
     for k, args in enumerate(stages):
         target = out if k == len(stages) - 1 else f"{out}.stage{k}"
+        if args[:1] == [PRETRAIN]:
+            commands.append([PRETRAIN, "--preset", "tiny", *args[1:], "--out", target])
+            continue
         init = ["--init", f"{out}.stage{k - 1}"] if k else []
         commands.append([model, "--preset", "tiny", *args, *init, "--out", target])
     return commands

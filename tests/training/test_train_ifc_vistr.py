@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from models import build_model
 from training.data import ClipSampler
 from training.loop import TrainConfig, reproduce_command, save_checkpoint
-from training.recipes import stage_commands
+from training.recipes import PRETRAIN, RECIPES, stage_commands
 from training.softmax_criterion import no_object_ce, pairwise_dice_cost, resize_masks
 
 
@@ -78,13 +80,42 @@ def test_vistr_matching_is_per_slot_over_the_clip():
     assert dict(zip(g.tolist(), slot.tolist())) == {0: 2, 1: 1}
 
 
-def test_recipe_stages_chain_their_checkpoints():
-    commands = stage_commands("tevit", "checkpoints/tevit_tiny.pth")
-    assert len(commands) >= 1 and commands[-1][-1] == "checkpoints/tevit_tiny.pth"
+@pytest.mark.parametrize("model", sorted(RECIPES))
+def test_recipe_stages_chain_their_checkpoints(model):
+    out = f"checkpoints/{model}_tiny.pth"
+    commands = stage_commands(model, out)
+    assert len(commands) >= 1 and commands[-1][-1] == out
     for previous, current in zip(commands, commands[1:]):
+        assert current[0] != PRETRAIN  # pretraining starts from nothing, so only first
         assert current[current.index("--init") + 1] == previous[-1]
+    for command in commands:  # every stage parses with its own CLI
+        if command[0] == PRETRAIN:
+            backbone_pretrain_parser_accepts(command[1:])
     with pytest.raises(SystemExit, match="recipe"):
         stage_commands("nope", "x.pth")
+
+
+def test_recipe_runs_a_pretrain_stage_with_its_own_cli(tmp_path):
+    import training.__main__ as cli
+    from training import backbone_pretrain
+
+    out = str(tmp_path / "m.pth")
+    recipe = {"vistr": [[PRETRAIN, "--minutes", "1"], ["--lr", "1e-4"]]}
+    with mock.patch.dict(RECIPES, recipe), \
+            mock.patch.object(backbone_pretrain, "main", return_value=0) as pretrain_main, \
+            mock.patch.object(cli, "train", return_value=[{"step": 1}]) as train:
+        assert cli.main(["vistr", "--recipe", "--out", out]) == 0
+    pretrain_main.assert_called_once_with(["--preset", "tiny", "--minutes", "1", "--out", f"{out}.stage0"])
+    cfg = train.call_args.args[0]
+    assert (cfg.model, cfg.lr, cfg.init, train.call_args.args[1]) == ("vistr", 1e-4, f"{out}.stage0", out)
+
+
+def backbone_pretrain_parser_accepts(argv: list[str]) -> None:
+    from training import backbone_pretrain
+
+    with mock.patch.object(backbone_pretrain, "pretrain", return_value=[]) as run:
+        assert backbone_pretrain.main(argv) == 0
+    assert run.call_count == 1
 
 
 def test_checkpoint_meta_keeps_the_earlier_stages(tmp_path):

@@ -1,0 +1,223 @@
+"""Dense pretraining of VisTR's Frozen-BN ResNet body on the synthetic train set.
+
+The official VisTR starts from an ImageNet-trained ResNet (trained with BatchNorm, then frozen
+into ``FrozenBatchNorm2d``) inside a COCO-trained DETR. The tiny preset has no such backbone, and
+an un-normalised ResNet trained from scratch under DETR's set loss did not learn to tell the five
+shapes apart in 63 minutes (class loss at the constant predictor's ln 6; bench/RESULTS.md, VisTR).
+This does what ImageNet does for the official model, on the data we have:
+
+1. every ``FrozenBatchNorm2d`` of the body becomes a trainable ``BatchNorm2d`` (same statistics);
+2. the body plus a small FPN head learn per-pixel classes (background + the preset's classes) at
+   stride 8 on frames letterboxed like the runtime's;
+3. the BatchNorms are folded back into ``FrozenBatchNorm2d`` buffers (running mean / var, weight,
+   bias: the official key layout, so the checkpoint loads strictly) and the head is dropped.
+
+``python -m training.backbone_pretrain --minutes 10 --out checkpoints/vistr_tiny.pth.backbone``
+writes a whole VisTR checkpoint (backbone pretrained, everything else at its seeded init) that a
+detector stage starts from with ``--init``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from training.data import ClipSampler
+
+BACKGROUND_WEIGHT = 0.2  # the letterbox band and the empty scene dominate the pixels
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """What a backbone pretraining run does; stored in the checkpoint's ``meta``."""
+
+    preset: str = "tiny"
+    iterations: int = 3000
+    minutes: float = 10.0
+    frames_per_step: int = 16  # one frame from each of this many clips: BatchNorm sees varied scenes
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 50
+    pool_size: int = 120
+    seed: int = 0
+
+
+def unfreeze_batchnorm(module: nn.Module) -> int:
+    """Replace every ``FrozenBatchNorm2d`` under ``module`` by a ``BatchNorm2d`` with the same
+    statistics and affine parameters (trainable); returns how many were replaced."""
+    count = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, FrozenBatchNorm2d):
+            bn = nn.BatchNorm2d(child.weight.numel(), eps=child.eps)
+            with torch.no_grad():
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(bn, key).copy_(getattr(child, key))
+            setattr(module, name, bn)
+            count += 1
+        else:
+            count += unfreeze_batchnorm(child)
+    return count
+
+
+def freeze_batchnorm(module: nn.Module) -> int:
+    """Fold every ``BatchNorm2d`` under ``module`` into a ``FrozenBatchNorm2d`` (running
+    statistics and affine copied; in eval mode both compute the same); returns how many."""
+    count = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            with torch.no_grad():
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(frozen, key).copy_(getattr(child, key))
+            setattr(module, name, frozen)
+            count += 1
+        else:
+            count += freeze_batchnorm(child)
+    return count
+
+
+class DenseHead(nn.Module):
+    """[C2, C3, C4, C5] -> per-pixel class logits Tensor[N, classes, H/8, W/8] (FPN-style sum of
+    C3, C4, C5 at stride 8, one 3x3 conv); used only during pretraining."""
+
+    def __init__(self, channels: tuple[int, int, int, int], classes: int, width: int = 64):
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels[1:])
+        self.fuse = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
+                                  nn.ReLU(inplace=True))
+        self.classify = nn.Conv2d(width, classes, 1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        c3 = features[1]
+        x = sum(F.interpolate(lat(f), size=c3.shape[-2:], mode="bilinear", align_corners=False)
+                for lat, f in zip(self.lateral, features[1:]))
+        return self.classify(self.fuse(x))
+
+
+def semantic_targets(labels: np.ndarray, masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """labels int64[N] (0-based), masks bool[N, H, W] -> int64[h, w] per-pixel targets at ``size``
+    (0 = background, label + 1 elsewhere; sampled at the centre of each stride cell)."""
+    h, w = size
+    full_h, full_w = masks.shape[-2:]
+    rows = ((np.arange(h) + 0.5) * full_h / h).astype(int)
+    cols = ((np.arange(w) + 0.5) * full_w / w).astype(int)
+    target = np.zeros((h, w), dtype=np.int64)
+    for label, mask in zip(labels, masks):
+        target[mask[rows][:, cols]] = label + 1
+    return target
+
+
+def _lr_factor(step: int, progress: float, cfg: PretrainConfig) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _batch(sampler: ClipSampler, model, count: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """``count`` frames (one per random clip), normalised like ``model.normalize`` does:
+    Tensor[count, 3, H, W] and their (labels int64[N], masks bool[N, H, W]) per frame."""
+    frames, targets = [], []
+    for _ in range(count):
+        clip = sampler.sample()
+        frames.append(clip.frames[0])
+        targets.append((clip.labels, clip.masks[:, 0]))
+    x = torch.as_tensor(np.stack(frames)).float().permute(0, 3, 1, 2)  # [count, 3, H, W] RGB
+    return (x - model.pixel_mean) / model.pixel_std, targets
+
+
+def pretrain(cfg: PretrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
+    """Pretrain the VisTR ``cfg.preset`` backbone, save a whole-model checkpoint at ``out``;
+    returns the loss curve (mean loss and pixel accuracy on objects every ``log_every`` steps)."""
+    from models import build_model
+
+    torch.manual_seed(cfg.seed)
+    model = build_model("vistr", cfg.preset)
+    body = model.vistr.backbone[0]
+    replaced = unfreeze_batchnorm(body)
+    head = DenseHead(model.cfg.backbone_channels, len(model.cfg.classes) + 1)
+    body.train()
+    head.train()
+    params = [*body.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weight = torch.ones(len(model.cfg.classes) + 1)
+    weight[0] = BACKGROUND_WEIGHT
+    spec = model.spec
+    sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=1,
+                          pool_size=cfg.pool_size, seed=cfg.seed)
+    print(f"[pretrain] {replaced} FrozenBatchNorm2d -> BatchNorm2d; {cfg.frames_per_step} frames a step",
+          file=sys.stderr)
+    curve, window, start = [], [], time.perf_counter()
+    for step in range(cfg.iterations):
+        progress = max(step / cfg.iterations, (time.perf_counter() - start) / (cfg.minutes * 60))
+        if progress >= 1.0:
+            print(f"\n[pretrain] {cfg.minutes} min cap reached after {step} steps", file=sys.stderr)
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(step, progress, cfg)
+        images, targets = _batch(sampler, model, cfg.frames_per_step)
+        logits = head(body(images))
+        target = torch.as_tensor(np.stack([semantic_targets(lab, m, logits.shape[-2:]) for lab, m in targets]))
+        loss = F.cross_entropy(logits, target, weight=weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        on = target > 0
+        accuracy = float((logits.argmax(1)[on] == target[on]).float().mean()) if on.any() else float("nan")
+        window.append((float(loss.detach()), accuracy))
+        print(f"\r[pretrain] {step + 1}/{cfg.iterations} loss {window[-1][0]:.3f} "
+              f"{(time.perf_counter() - start) / 60:5.1f} min", end="", file=sys.stderr)
+        if (step + 1) % log_every == 0:
+            losses, accs = zip(*window)
+            curve.append({"step": step + 1, "minutes": (time.perf_counter() - start) / 60,
+                          "loss": float(np.mean(losses)), "object_pixel_accuracy": float(np.nanmean(accs))})
+            window = []
+    print(file=sys.stderr)
+    body.eval()
+    freeze_batchnorm(body)
+    save_pretrained(model, cfg, curve, out)
+    return curve
+
+
+def save_pretrained(model, cfg: PretrainConfig, curve: list[dict], out: str | Path) -> Path:
+    """The whole model in ``training.loop.save_checkpoint``'s format (fp16 floats; meta with the
+    command and curve, so later stages record it in their ``history``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    default = PretrainConfig()
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items() if v != getattr(default, k)]
+    meta = {"config": {"model": "vistr", "stage": "backbone_pretrain", **asdict(cfg)}, "curve": curve,
+            "torch": str(torch.__version__), "history": [],
+            "command": " ".join(["python -m training.backbone_pretrain", *flags, "--out", str(out)])}
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "meta": meta}, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = PretrainConfig()
+    parser = argparse.ArgumentParser(prog="python -m training.backbone_pretrain", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for key, value in asdict(defaults).items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--out", required=True, help="checkpoint path, e.g. checkpoints/vistr_tiny.pth.backbone")
+    args = parser.parse_args(argv)
+    cfg = PretrainConfig(**{k: getattr(args, k) for k in asdict(defaults)})
+    curve = pretrain(cfg, args.out)
+    if curve:
+        print(curve[-1])
+    print(f"checkpoint: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
