@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -14,7 +15,7 @@ from models import build_model
 from training.data import ClipSampler
 from training.ifc_loss import ifc_losses
 from training.tevit_loss import tevit_losses
-from training.vistr_loss import vistr_losses
+from training.vistr_loss import ASSIGNMENTS, vistr_losses
 from training.warm_start import scale_attention_inputs
 
 LOSSES = {"tevit": tevit_losses, "ifc": ifc_losses, "vistr": vistr_losses}
@@ -47,6 +48,9 @@ class TrainConfig:
     # VisTR mask stage: multiply mask_head.lay1's weights on the attention-map inputs by this at
     # the start (training.warm_start); 1.0 leaves the initial weights as they are.
     attn_input_gain: float = 1.0
+    # VisTR only: "hungarian" (the official matcher) or "region" (fixed grid-cell slots, a
+    # curriculum for a detector trained from nothing; training.vistr_loss).
+    assignment: str = "hungarian"
     save_every: int = 200  # also save ``out`` every this many steps (a stopped run keeps its progress)
 
 
@@ -74,6 +78,7 @@ def _progress(step: int, total: int, loss: float, start: float) -> None:
 
 def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     """Train ``cfg.model``/``cfg.preset`` and save ``out``; returns the loss curve (every ``log_every``)."""
+    loss_of = _loss_function(cfg)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.preset, cfg.init).train()
     if cfg.attn_input_gain != 1.0:
@@ -93,7 +98,7 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
             break
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(step, progress, cfg)
-        losses = LOSSES[cfg.model](model, [sampler.sample() for _ in range(cfg.clips_per_step)])
+        losses = loss_of(model, [sampler.sample() for _ in range(cfg.clips_per_step)])
         losses = selected_terms(losses, cfg.terms)
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
@@ -112,6 +117,18 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     print(file=sys.stderr)
     save_checkpoint(model.eval(), cfg, curve, out)
     return curve
+
+
+def _loss_function(cfg: TrainConfig):
+    """The criterion of ``cfg.model`` with ``cfg.assignment`` applied (VisTR only)."""
+    if cfg.assignment == "hungarian":
+        return LOSSES[cfg.model]
+    if cfg.model != "vistr":
+        raise SystemExit(f"--assignment {cfg.assignment} applies to VisTR only; {cfg.model} uses its "
+                         "official matcher (leave --assignment at hungarian)")
+    if cfg.assignment not in ASSIGNMENTS:
+        raise SystemExit(f"--assignment {cfg.assignment!r} is unknown; use one of {', '.join(ASSIGNMENTS)}")
+    return functools.partial(vistr_losses, assignment=cfg.assignment)
 
 
 def _csv_names(text: str) -> list[str]:

@@ -12,6 +12,14 @@ negative log of the attention mass (summed over heads) a matched slot's instance
 puts on its object's cells at stride 32, meant to give ``bbox_attention`` the instance-specific
 signal a COCO-pretrained detector gives the official model. Measured so far (bench/RESULTS.md,
 VisTR): it moves the maps towards the objects but has not yet made the slots' masks differ.
+
+``assignment="region"`` is not official either: a training curriculum for a detector that starts
+from nothing. Each instance slot owns one cell of a fixed grid over the image (rows x cols =
+slots) and GT instances go to slots by a minimum-distance assignment between their mean centre
+and the cell centres, so a slot's target no longer changes from step to step with its own
+predictions (the matching instability that makes DETR-style training slow). Only the assignment
+differs; the loss terms and weights are the official ones, and a later ``hungarian`` stage
+finishes with the official matcher.
 """
 
 from __future__ import annotations
@@ -55,7 +63,31 @@ def _match(probs: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, gt_bo
     return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
 
 
-def _clip_terms(raw: dict, i: int, clip: Clip, model, w: VisTRLossWeights) -> dict[str, torch.Tensor]:
+ASSIGNMENTS = ("hungarian", "region")
+
+
+def slot_cell_centres(num_slots: int) -> torch.Tensor:
+    """Centres Tensor[S, 2] (cx, cy in [0, 1]) of a rows x cols grid with rows x cols = S and rows
+    the largest divisor of S not above sqrt(S) (10 slots: 2 x 5), row-major."""
+    rows = max(r for r in range(1, int(num_slots ** 0.5) + 1) if num_slots % r == 0)
+    cols = num_slots // rows
+    cy, cx = torch.meshgrid((torch.arange(rows) + 0.5) / rows, (torch.arange(cols) + 0.5) / cols, indexing="ij")
+    return torch.stack((cx.flatten(), cy.flatten()), -1)
+
+
+def _region_match(gt_boxes: torch.Tensor, present: torch.Tensor, num_slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """gt_boxes Tensor[N, T, 4] cxcywh, present bool[N, T] -> (slot int64[M], gt int64[M]): each
+    instance's mean centre over its present frames assigned to the grid cells at least total
+    distance (M = min(N, S))."""
+    on = present.float()[..., None]
+    centres = (gt_boxes[..., :2] * on).sum(1) / on.sum(1).clamp(min=1)  # [N, 2]
+    cost = torch.cdist(slot_cell_centres(num_slots), centres)  # [S, N]
+    rows, cols = linear_sum_assignment(cost.numpy())
+    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
+
+
+def _clip_terms(raw: dict, i: int, clip: Clip, model, w: VisTRLossWeights,
+                assignment: str = "hungarian") -> dict[str, torch.Tensor]:
     """Un-normalised loss sums of clip ``i`` (the class term is already a mean)."""
     cfg = model.cfg
     t, s = cfg.num_frames, cfg.num_ins
@@ -69,8 +101,12 @@ def _clip_terms(raw: dict, i: int, clip: Clip, model, w: VisTRLossWeights) -> di
     xyxy = torch.as_tensor(clip.boxes).float() / torch.tensor([wd, h, wd, h], dtype=torch.float32)
     gt_boxes = torch.cat(((xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]), -1)
     with torch.no_grad():
-        slot, g = _match(logits.softmax(-1), boxes, labels, gt_boxes, present, w) if len(labels) else (
-            torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+        if not len(labels):
+            slot, g = torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        elif assignment == "region":
+            slot, g = _region_match(gt_boxes, present, s)
+        else:
+            slot, g = _match(logits.softmax(-1), boxes, labels, gt_boxes, present, w)
     target = torch.full((t, s), no_object, dtype=torch.long)
     target[:, slot] = torch.where(present[g].T, labels[g][None], no_object)
     terms = {"cls": w.cls * no_object_ce(logits, target)}
@@ -102,12 +138,16 @@ def attention_mass_loss(attn: torch.Tensor, clip_index: int, slot: torch.Tensor,
     return -(mass[on].clamp(min=1e-6).log()).sum()
 
 
-def vistr_losses(model, clips: list[Clip], weights: VisTRLossWeights = VisTRLossWeights()) -> dict[str, torch.Tensor]:
+def vistr_losses(model, clips: list[Clip], weights: VisTRLossWeights = VisTRLossWeights(),
+                 assignment: str = "hungarian") -> dict[str, torch.Tensor]:
     """Class loss averaged over clips; box and mask sums normalised by the number of
-    (instance, frame) pairs, as DETR's ``num_boxes`` over a clip's frame-level targets."""
+    (instance, frame) pairs, as DETR's ``num_boxes`` over a clip's frame-level targets.
+    ``assignment``: ``hungarian`` (the official matcher) or ``region`` (see the module notes)."""
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"unknown VisTR assignment {assignment!r}; use one of {', '.join(ASSIGNMENTS)}")
     frames = torch.as_tensor(np.stack([c.frames for c in clips]))
     raw = model.forward_raw(model.normalize(frames), len(clips))
-    per_clip = [_clip_terms(raw, i, clip, model, weights) for i, clip in enumerate(clips)]
+    per_clip = [_clip_terms(raw, i, clip, model, weights, assignment) for i, clip in enumerate(clips)]
     pairs = max(sum(int(c.present.sum()) for c in clips), 1)
     masks = max(sum(len(c.labels) for c in clips) * model.cfg.num_frames, 1)
     norm = {"cls": len(clips), "l1": pairs, "giou": pairs, "mask": masks, "dice": masks, "aux_attn": pairs}

@@ -186,3 +186,46 @@ def test_auxiliary_terms_are_optimised_only_when_named():
     losses = {"cls": torch.tensor(1.0), "dice": torch.tensor(2.0), "aux_attn": torch.tensor(3.0)}
     assert list(selected_terms(losses, None)) == ["cls", "dice"]
     assert list(selected_terms(losses, "dice,aux_attn")) == ["dice", "aux_attn"]
+
+
+def test_vistr_region_assignment_gives_each_instance_its_nearest_free_cell():
+    from training.vistr_loss import _region_match, slot_cell_centres
+
+    cells = slot_cell_centres(10)
+    assert cells.shape == (10, 2)  # 2 rows x 5 columns, row-major
+    torch.testing.assert_close(cells[[0, 4, 5]], torch.tensor([[0.1, 0.25], [0.9, 0.25], [0.1, 0.75]]))
+    assert slot_cell_centres(6).shape == (6, 2) and slot_cell_centres(7).shape == (7, 2)  # 2x3, 1x7
+    box = [0.0, 0.0, 0.1, 0.1]
+    # one instance at cell 0, one near the bottom-right cell, and one whose mean centre over its
+    # present frame is at cell 1 (with its absent frame counted it would be nearer cell 2)
+    gt = torch.tensor([[[0.1, 0.2] + box[2:]] * 2, [[0.88, 0.8] + box[2:]] * 2,
+                       [[0.26, 0.24] + box[2:], [0.9, 0.25] + box[2:]]])
+    present = torch.tensor([[True, True], [True, True], [True, False]])
+    slot, g = _region_match(gt, present, 10)
+    assert dict(zip(g.tolist(), slot.tolist())) == {0: 0, 1: 9, 2: 1}
+    # more instances than slots: every slot gets one, no slot twice
+    many = torch.rand(12, 2, 4)
+    slot, g = _region_match(many, torch.ones(12, 2, dtype=torch.bool), 10)
+    assert sorted(slot.tolist()) == list(range(10)) and len(set(g.tolist())) == 10
+
+
+def test_vistr_assignment_choice_reaches_the_loss_and_is_checked():
+    from training.loop import _loss_function
+    from training.vistr_loss import vistr_losses
+
+    torch.manual_seed(0)
+    model = build_model("vistr", "tiny").train()
+    sampler = ClipSampler(input_hw=model.spec.input_hw, mean=model.spec.mean,
+                          clip_frames=model.spec.fixed_frames, pool_size=1, verbose=False)
+    clip = sampler.sample()
+    with torch.no_grad():
+        official = vistr_losses(model, [clip])
+        region = _loss_function(TrainConfig(model="vistr", assignment="region"))(model, [clip])
+    assert set(region) == set(official) and all(torch.isfinite(v) for v in region.values())
+    assert any(not torch.equal(region[k], official[k]) for k in ("l1", "giou"))  # other slots' boxes
+    with pytest.raises(ValueError, match="hungarian, region"):
+        vistr_losses(model, [clip], assignment="grid")
+    with pytest.raises(SystemExit, match="VisTR only"):
+        _loss_function(TrainConfig(model="tevit", assignment="region"))
+    with pytest.raises(SystemExit, match="unknown"):
+        _loss_function(TrainConfig(model="vistr", assignment="grid"))
