@@ -25,13 +25,20 @@ RECIPES: dict[str, list[list[str]]] = {
         ["--iterations", "3000", "--minutes", "18", "--lr", "3e-4", "--warmup", "50",
          "--pool-size", "80", "--clips-per-step", "2", "--clip-frames", "5"],
     ],
-    "vistr": [  # clips of the preset's fixed T = 6
-        ["--iterations", "3000", "--minutes", "36", "--lr", "2e-4", "--warmup", "50",
-         "--pool-size", "60", "--clips-per-step", "1"],
-        # mask stage: the mask parts alone on the frozen detector (DETR's segmentation recipe)
-        ["--iterations", "6000", "--minutes", "40", "--lr", "1e-2", "--warmup", "50",
-         "--pool-size", "60", "--clips-per-step", "1", "--seed", "1",
-         "--trainable", "bbox_attention,mask_head,insmask_head", "--terms", "mask,dice"],
+    "vistr": [  # clips of the preset's fixed T = 6 (session 7; bench/RESULTS.md, VisTR)
+        # the Frozen-BN body pretrained on dense shape classes, folded back into FrozenBN
+        [PRETRAIN, "--iterations", "3000", "--minutes", "8"],
+        # detector: fixed grid-cell slot assignment (a curriculum; official terms and weights)
+        ["--iterations", "4000", "--minutes", "30", "--lr", "2e-4", "--warmup", "50",
+         "--pool-size", "60", "--clips-per-step", "1", "--assignment", "region"],
+        ["--iterations", "3000", "--minutes", "25", "--lr", "2e-4", "--warmup", "50",
+         "--pool-size", "120", "--clips-per-step", "1", "--seed", "1", "--assignment", "region"],
+        # mask stage on the frozen detector (DETR's segmentation recipe), the attention maps given
+        # their share of the mask head's input and pulled onto the matched objects
+        ["--iterations", "3000", "--minutes", "15", "--lr", "1e-2", "--warmup", "50",
+         "--pool-size", "60", "--clips-per-step", "1", "--seed", "2",
+         "--trainable", "bbox_attention,mask_head,insmask_head", "--terms", "mask,dice,aux_attn",
+         "--attn-input-gain", "300"],
     ],
 }
 
