@@ -52,38 +52,36 @@ class PretrainConfig:
     seed: int = 0
 
 
+_NORM_STATE = ("weight", "bias", "running_mean", "running_var")
+
+
+def _swap_norms(module: nn.Module, source: type, make) -> int:
+    """Replace every ``source`` module under ``module`` by ``make(num_features, eps)`` carrying the
+    same weight, bias and running statistics; returns how many were replaced."""
+    count = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, source):
+            swapped = make(child.weight.numel(), child.eps)
+            with torch.no_grad():
+                for key in _NORM_STATE:
+                    getattr(swapped, key).copy_(getattr(child, key))
+            setattr(module, name, swapped)
+            count += 1
+        else:
+            count += _swap_norms(child, source, make)
+    return count
+
+
 def unfreeze_batchnorm(module: nn.Module) -> int:
     """Replace every ``FrozenBatchNorm2d`` under ``module`` by a ``BatchNorm2d`` with the same
     statistics and affine parameters (trainable); returns how many were replaced."""
-    count = 0
-    for name, child in list(module.named_children()):
-        if isinstance(child, FrozenBatchNorm2d):
-            bn = nn.BatchNorm2d(child.weight.numel(), eps=child.eps)
-            with torch.no_grad():
-                for key in ("weight", "bias", "running_mean", "running_var"):
-                    getattr(bn, key).copy_(getattr(child, key))
-            setattr(module, name, bn)
-            count += 1
-        else:
-            count += unfreeze_batchnorm(child)
-    return count
+    return _swap_norms(module, FrozenBatchNorm2d, lambda n, eps: nn.BatchNorm2d(n, eps=eps))
 
 
 def freeze_batchnorm(module: nn.Module) -> int:
     """Fold every ``BatchNorm2d`` under ``module`` into a ``FrozenBatchNorm2d`` (running
     statistics and affine copied; in eval mode both compute the same); returns how many."""
-    count = 0
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-            with torch.no_grad():
-                for key in ("weight", "bias", "running_mean", "running_var"):
-                    getattr(frozen, key).copy_(getattr(child, key))
-            setattr(module, name, frozen)
-            count += 1
-        else:
-            count += freeze_batchnorm(child)
-    return count
+    return _swap_norms(module, nn.BatchNorm2d, lambda n, eps: FrozenBatchNorm2d(n, eps=eps))
 
 
 class DenseHead(nn.Module):
