@@ -25,7 +25,7 @@ from models.common.box_ops import cxcywh_to_xyxy  # noqa: E402
 from training.data import ClipSampler  # noqa: E402
 from training.losses import paired_giou  # noqa: E402
 from training.softmax_criterion import resize_masks  # noqa: E402
-from training.vistr_loss import VisTRLossWeights, _match  # noqa: E402
+from training.vistr_loss import VisTRLossWeights, _match, clip_boxes_cxcywh  # noqa: E402
 
 
 def main(checkpoint: str, seed: int = 99, clips: int = 12) -> dict[str, float]:
@@ -44,9 +44,7 @@ def main(checkpoint: str, seed: int = 99, clips: int = 12) -> dict[str, float]:
         boxes = raw["boxes"][0].reshape(t, s, 4)
         labels = torch.as_tensor(clip.labels) + cfg.class_offset
         present = torch.as_tensor(clip.present)
-        h, w = cfg.input_hw
-        xyxy = torch.as_tensor(clip.boxes).float() / torch.tensor([w, h, w, h], dtype=torch.float32)
-        gt = torch.cat(((xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]), -1)
+        gt = clip_boxes_cxcywh(clip, cfg.input_hw)
         slot, g = _match(probs, boxes, labels, gt, present, VisTRLossWeights())
         maps = raw["attn"].sum(2)  # [T, S, h, w]
         cells = resize_masks(torch.as_tensor(clip.masks), maps.shape[-2:]) > 0  # [N, T, h, w]

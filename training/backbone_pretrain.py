@@ -20,7 +20,6 @@ detector stage starts from with ``--init``.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +32,7 @@ from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from training.data import ClipSampler
+from training.loop import scheduled_steps, write_checkpoint
 
 BACKGROUND_WEIGHT = 0.2  # the letterbox band and the empty scene dominate the pixels
 
@@ -115,13 +115,7 @@ def semantic_targets(labels: np.ndarray, masks: np.ndarray, size: tuple[int, int
     return target
 
 
-def _lr_factor(step: int, progress: float, cfg: PretrainConfig) -> float:
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def _batch(sampler: ClipSampler, model, count: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+def _batch(sampler: ClipSampler, model, count: int) -> tuple[torch.Tensor, list[tuple[np.ndarray, np.ndarray]]]:
     """``count`` frames (one per random clip), normalised like ``model.normalize`` does:
     Tensor[count, 3, H, W] and their (labels int64[N], masks bool[N, H, W]) per frame."""
     frames, targets = [], []
@@ -155,13 +149,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, log_every: int = 50) -> list[
     print(f"[pretrain] {replaced} FrozenBatchNorm2d -> BatchNorm2d; {cfg.frames_per_step} frames a step",
           file=sys.stderr)
     curve, window, start = [], [], time.perf_counter()
-    for step in range(cfg.iterations):
-        progress = max(step / cfg.iterations, (time.perf_counter() - start) / (cfg.minutes * 60))
-        if progress >= 1.0:
-            print(f"\n[pretrain] {cfg.minutes} min cap reached after {step} steps", file=sys.stderr)
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(step, progress, cfg)
+    for step in scheduled_steps(optimizer, cfg, "pretrain"):
         images, targets = _batch(sampler, model, cfg.frames_per_step)
         logits = head(body(images))
         target = torch.as_tensor(np.stack([semantic_targets(lab, m, logits.shape[-2:]) for lab, m in targets]))
@@ -189,16 +177,12 @@ def pretrain(cfg: PretrainConfig, out: str | Path, log_every: int = 50) -> list[
 def save_pretrained(model, cfg: PretrainConfig, curve: list[dict], out: str | Path) -> Path:
     """The whole model in ``training.loop.save_checkpoint``'s format (fp16 floats; meta with the
     command and curve, so later stages record it in their ``history``)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     default = PretrainConfig()
     flags = [f"--{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items() if v != getattr(default, k)]
     meta = {"config": {"model": "vistr", "stage": "backbone_pretrain", **asdict(cfg)}, "curve": curve,
-            "torch": str(torch.__version__), "history": [],
+            "history": [],
             "command": " ".join(["python -m training.backbone_pretrain", *flags, "--out", str(out)])}
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "meta": meta}, out)
-    return out
+    return write_checkpoint(model, meta, out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import functools
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,17 +55,34 @@ class TrainConfig:
     save_every: int = 200  # also save ``out`` every this many steps (a stopped run keeps its progress)
 
 
-def _lr_factor(step: int, progress: float, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine from 1 to 0.05 over ``progress`` in [0, 1]."""
+def lr_factor(step: int, progress: float, cfg) -> float:
+    """Linear warm-up over ``cfg.warmup`` steps, then cosine from 1 to 0.05 over ``progress`` in
+    [0, 1] (``cfg``: a TrainConfig, or any run config with ``warmup``)."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def _progress_of(step: int, elapsed_s: float, cfg: TrainConfig) -> float:
+def progress_of(step: int, elapsed_s: float, cfg) -> float:
     """How far the run is: by iterations, or by the wall-clock cap when that comes first (then the
-    schedule still anneals fully, at the cost of bit-exact reproducibility across machines)."""
+    schedule still anneals fully, at the cost of bit-exact reproducibility across machines).
+    ``cfg``: a TrainConfig, or any run config with ``iterations`` and ``minutes``."""
     return max(step / cfg.iterations, elapsed_s / (cfg.minutes * 60))
+
+
+def scheduled_steps(optimizer: torch.optim.Optimizer, cfg, tag: str) -> Iterator[int]:
+    """Step numbers 0, 1, ... of a run, each after setting every group's learning rate to
+    ``cfg.lr * lr_factor``; stops at ``cfg.iterations`` or at the ``cfg.minutes`` wall-clock cap
+    (saying so under ``[tag]``)."""
+    start = time.perf_counter()
+    for step in range(cfg.iterations):
+        progress = progress_of(step, time.perf_counter() - start, cfg)
+        if progress >= 1.0:
+            print(f"\n[{tag}] {cfg.minutes} min cap reached after {step} steps", file=sys.stderr)
+            return
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(step, progress, cfg)
+        yield step
 
 
 def _progress(step: int, total: int, loss: float, start: float) -> None:
@@ -91,13 +109,7 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
                           pool_size=cfg.pool_size, seed=cfg.seed)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve, window, start = [], [], time.perf_counter()
-    for step in range(cfg.iterations):
-        progress = _progress_of(step, time.perf_counter() - start, cfg)
-        if progress >= 1.0:
-            print(f"\n[train] {cfg.minutes} min cap reached after {step} steps", file=sys.stderr)
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(step, progress, cfg)
+    for step in scheduled_steps(optimizer, cfg, "train"):
         losses = loss_of(model, [sampler.sample() for _ in range(cfg.clips_per_step)])
         losses = selected_terms(losses, cfg.terms)
         loss = sum(losses.values())
@@ -187,10 +199,17 @@ def save_checkpoint(model, cfg: TrainConfig, curve: list[dict], out: str | Path)
     """mmcv-style ``{"state_dict", "meta"}``; meta holds only plain types (weights_only loads it)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"config": asdict(cfg), "curve": curve, "torch": str(torch.__version__),
-            "command": reproduce_command(cfg, out), "history": _init_history(cfg.init)}
+    meta = {"config": asdict(cfg), "curve": curve, "command": reproduce_command(cfg, out),
+            "history": _init_history(cfg.init)}
+    return write_checkpoint(model, meta, out)
+
+
+def write_checkpoint(model, meta: dict, out: str | Path) -> Path:
+    """Write ``{"state_dict", "meta"}`` to ``out`` (meta: plain types; ``torch`` version added)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     # Float tensors are stored in fp16 to keep committed checkpoints small; they load into the
     # fp32 model unchanged otherwise (load_state_dict casts).
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "meta": meta}, out)
+    torch.save({"state_dict": state, "meta": {**meta, "torch": str(torch.__version__)}}, out)
     return out

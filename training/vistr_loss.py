@@ -66,6 +66,13 @@ def _match(probs: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, gt_bo
 ASSIGNMENTS = ("hungarian", "region")
 
 
+def clip_boxes_cxcywh(clip: Clip, input_hw: tuple[int, int]) -> torch.Tensor:
+    """The clip's xyxy pixel boxes float32[N, T, 4] as normalised (cx, cy, w, h) Tensor[N, T, 4]."""
+    h, w = input_hw
+    xyxy = torch.as_tensor(clip.boxes).float() / torch.tensor([w, h, w, h], dtype=torch.float32)
+    return torch.cat(((xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]), -1)
+
+
 def slot_cell_centres(num_slots: int) -> torch.Tensor:
     """Centres Tensor[S, 2] (cx, cy in [0, 1]) of a rows x cols grid with rows x cols = S and rows
     the largest divisor of S not above sqrt(S) (10 slots: 2 x 5), row-major."""
@@ -97,9 +104,7 @@ def _clip_terms(raw: dict, i: int, clip: Clip, model, w: VisTRLossWeights,
     no_object = logits.shape[-1] - 1
     labels = torch.as_tensor(clip.labels) + cfg.class_offset
     present = torch.as_tensor(clip.present)
-    h, wd = cfg.input_hw
-    xyxy = torch.as_tensor(clip.boxes).float() / torch.tensor([wd, h, wd, h], dtype=torch.float32)
-    gt_boxes = torch.cat(((xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]), -1)
+    gt_boxes = clip_boxes_cxcywh(clip, cfg.input_hw)
     with torch.no_grad():
         if not len(labels):
             slot, g = torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
