@@ -32,7 +32,7 @@ from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from training.data import ClipSampler
-from training.loop import scheduled_steps, write_checkpoint
+from training.loop import init_history, scheduled_steps, write_checkpoint
 
 BACKGROUND_WEIGHT = 0.2  # the letterbox band and the empty scene dominate the pixels
 
@@ -49,7 +49,10 @@ class PretrainConfig:
     weight_decay: float = 1e-4
     warmup: int = 50
     pool_size: int = 120
+    refresh_every: int = 0  # a new video replaces the pool's oldest after this many frames (0: fixed)
+    video_frames: int = 36
     seed: int = 0
+    init: str = ""  # continue from an earlier checkpoint's backbone (a fresh dense head)
 
 
 _NORM_STATE = ("weight", "bias", "running_mean", "running_var")
@@ -133,7 +136,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, log_every: int = 50) -> list[
     from models import build_model
 
     torch.manual_seed(cfg.seed)
-    model = build_model("vistr", cfg.preset)
+    model = build_model("vistr", cfg.preset, cfg.init or None)
     body = model.vistr.backbone[0]
     replaced = unfreeze_batchnorm(body)
     head = DenseHead(model.cfg.backbone_channels, len(model.cfg.classes) + 1)
@@ -145,7 +148,8 @@ def pretrain(cfg: PretrainConfig, out: str | Path, log_every: int = 50) -> list[
     weight[0] = BACKGROUND_WEIGHT
     spec = model.spec
     sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=1,
-                          pool_size=cfg.pool_size, seed=cfg.seed)
+                          pool_size=cfg.pool_size, seed=cfg.seed, refresh_every=cfg.refresh_every,
+                          video_frames=cfg.video_frames)
     print(f"[pretrain] {replaced} FrozenBatchNorm2d -> BatchNorm2d; {cfg.frames_per_step} frames a step",
           file=sys.stderr)
     curve, window, start = [], [], time.perf_counter()
@@ -180,7 +184,7 @@ def save_pretrained(model, cfg: PretrainConfig, curve: list[dict], out: str | Pa
     default = PretrainConfig()
     flags = [f"--{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items() if v != getattr(default, k)]
     meta = {"config": {"model": "vistr", "stage": "backbone_pretrain", **asdict(cfg)}, "curve": curve,
-            "history": [],
+            "history": init_history(cfg.init or None),
             "command": " ".join(["python -m training.backbone_pretrain", *flags, "--out", str(out)])}
     return write_checkpoint(model, meta, out)
 

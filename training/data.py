@@ -2,6 +2,10 @@
 
 A pool of videos is rendered once (in memory); each sample is a T-frame clip at a random start
 and frame step, with per-instance masks, boxes and presence per frame at model-input resolution.
+With ``refresh_every`` the pool keeps changing: after every that many samples its oldest video
+is replaced by a newly rendered, never-seen one, so a long run sees thousands of distinct videos
+instead of memorising a fixed pool (each object's random colour and texture otherwise give its
+class away on the training videos only; bench/RESULTS.md, VisTR session 8).
 """
 
 from __future__ import annotations
@@ -40,19 +44,29 @@ def mask_boxes(masks: np.ndarray) -> np.ndarray:
 
 
 class ClipSampler:
-    """Random clips from a pool of rendered synthetic videos (deterministic by seed)."""
+    """Random clips from a pool of rendered synthetic videos (deterministic by seed).
+
+    ``refresh_every`` > 0 replaces the pool's oldest video by a new one (the next unused index of
+    the ``train`` preset under ``seed``) after every that many samples; ``video_frames`` sets the
+    rendered videos' length (default: the ``train`` preset's 36).
+    """
 
     def __init__(self, *, input_hw: tuple[int, int], mean: tuple[float, float, float], clip_frames: int = 5,
                  pool_size: int = 120, render_hw: tuple[int, int] | None = None, seed: int = 0,
-                 max_step: int = 2, verbose: bool = True):
+                 max_step: int = 2, verbose: bool = True, refresh_every: int = 0,
+                 video_frames: int | None = None):
+        if refresh_every < 0:
+            raise ValueError(f"refresh_every must be >= 0 (0 keeps the pool fixed), got {refresh_every}")
         self.input_hw, self.clip_frames, self.max_step = input_hw, clip_frames, max_step
         self.fill = np.asarray(mean, dtype=np.float32)
         self.rng = np.random.default_rng(seed)
+        self.seed, self.refresh_every, self.samples = seed, refresh_every, 0
         h, w = render_hw or (input_hw[0] * 15 // 16, input_hw[1])  # 16:9 content, like the val set
-        preset = resolve_preset("train", height=h - h % 2, width=w - w % 2, videos=pool_size)
+        self.preset = resolve_preset("train", height=h - h % 2, width=w - w % 2, videos=pool_size,
+                                     frames=video_frames)
         self.videos = []
         for i in range(pool_size):
-            self.videos.append(generate_video(i, preset=preset, seed=seed))
+            self.videos.append(generate_video(i, preset=self.preset, seed=seed))
             if verbose:
                 print(f"\r[train] rendering synthetic videos {i + 1}/{pool_size}", end="", file=sys.stderr)
         if verbose:
@@ -69,7 +83,20 @@ class ClipSampler:
                                                  interpolation=cv2.INTER_NEAREST) > 0
         return out
 
+    @property
+    def rendered(self) -> int:
+        """How many distinct videos this sampler has rendered so far."""
+        return len(self.videos) + (self.samples // self.refresh_every if self.refresh_every else 0)
+
+    def _refresh(self) -> None:
+        """Replace the oldest pool video by the next never-rendered one (round robin)."""
+        index = self.rendered - 1  # the counter already includes this replacement
+        self.videos[index % len(self.videos)] = generate_video(index, preset=self.preset, seed=self.seed)
+
     def sample(self) -> Clip:
+        self.samples += 1
+        if self.refresh_every and self.samples % self.refresh_every == 0:
+            self._refresh()
         video = self.videos[self.rng.integers(len(self.videos))]
         total = video.frames.shape[0]
         step = int(self.rng.integers(1, self.max_step + 1))

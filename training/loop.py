@@ -37,6 +37,10 @@ class TrainConfig:
     warmup: int = 100
     grad_clip: float = 1.0
     pool_size: int = 120
+    # Replace the pool's oldest video by a new one after every this many clips (0: fixed pool);
+    # and the rendered videos' length. A refreshing pool stops a run memorising its videos.
+    refresh_every: int = 0
+    video_frames: int = 36
     seed: int = 0
     init: str | None = None  # start from an earlier checkpoint
     # Comma-separated top-level modules to train (the rest frozen, in eval mode); None trains all.
@@ -106,7 +110,8 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     # Models with frame-bound queries (VisTR) train on clips of exactly their T.
     clip_frames = spec.fixed_frames or cfg.clip_frames
     sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=clip_frames,
-                          pool_size=cfg.pool_size, seed=cfg.seed)
+                          pool_size=cfg.pool_size, seed=cfg.seed, refresh_every=cfg.refresh_every,
+                          video_frames=cfg.video_frames)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve, window, start = [], [], time.perf_counter()
     for step in scheduled_steps(optimizer, cfg, "train"):
@@ -186,7 +191,7 @@ def reproduce_command(cfg: TrainConfig, out: str | Path) -> str:
     return " ".join(["python -m training", cfg.model, "--preset", cfg.preset, *flags, "--out", str(out)])
 
 
-def _init_history(init: str | None) -> list[dict]:
+def init_history(init: str | None) -> list[dict]:
     """Earlier stages of a run that started from ``init``: its meta (command, curve) and history."""
     if not init:
         return []
@@ -200,7 +205,7 @@ def save_checkpoint(model, cfg: TrainConfig, curve: list[dict], out: str | Path)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"config": asdict(cfg), "curve": curve, "command": reproduce_command(cfg, out),
-            "history": _init_history(cfg.init)}
+            "history": init_history(cfg.init)}
     return write_checkpoint(model, meta, out)
 
 

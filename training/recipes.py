@@ -4,7 +4,8 @@ Each recipe is a list of stages; stage k > 0 starts from stage k-1's output (``-
 wall-clock cap (``--minutes``) ends a stage early on a slow machine, so a rerun elsewhere gives a
 comparable, not bit-identical, checkpoint; every stage's command and loss curve are stored in the
 checkpoint's ``meta`` (``meta["history"]`` holds the earlier stages). A stage whose first item
-is ``PRETRAIN`` runs ``python -m training.backbone_pretrain`` instead (it starts from nothing).
+is ``PRETRAIN`` runs ``python -m training.backbone_pretrain`` instead (the first from nothing, a
+later one from the stage before it).
 """
 
 from __future__ import annotations
@@ -25,20 +26,23 @@ RECIPES: dict[str, list[list[str]]] = {
         ["--iterations", "3000", "--minutes", "18", "--lr", "3e-4", "--warmup", "50",
          "--pool-size", "80", "--clips-per-step", "2", "--clip-frames", "5"],
     ],
-    "vistr": [  # clips of the preset's fixed T = 6 (session 7; bench/RESULTS.md, VisTR)
-        # the Frozen-BN body pretrained on dense shape classes, folded back into FrozenBN
-        [PRETRAIN, "--iterations", "3000", "--minutes", "8"],
+    "vistr": [  # clips of the preset's fixed T = 6 (session 8; bench/RESULTS.md, VisTR)
+        # the Frozen-BN body pretrained on dense shape classes, folded back into FrozenBN; every
+        # pool keeps refreshing (a new 12-frame video replaces the oldest), so nothing can learn
+        # an object's class from its random colour and texture
+        [PRETRAIN, "--iterations", "3000", "--minutes", "8", "--refresh-every", "8", "--video-frames", "12"],
+        [PRETRAIN, "--iterations", "6000", "--minutes", "20", "--warmup", "20", "--refresh-every", "8",
+         "--video-frames", "12", "--seed", "1"],
         # detector: fixed grid-cell slot assignment (a curriculum; official terms and weights)
-        ["--iterations", "4000", "--minutes", "30", "--lr", "2e-4", "--warmup", "50",
-         "--pool-size", "60", "--clips-per-step", "1", "--assignment", "region"],
-        ["--iterations", "3000", "--minutes", "25", "--lr", "2e-4", "--warmup", "50",
-         "--pool-size", "120", "--clips-per-step", "1", "--seed", "1", "--assignment", "region"],
+        ["--iterations", "5000", "--minutes", "35", "--lr", "2e-4", "--warmup", "50",
+         "--pool-size", "60", "--refresh-every", "1", "--video-frames", "12", "--clips-per-step", "1",
+         "--assignment", "region"],
         # mask stage on the frozen detector (DETR's segmentation recipe), the attention maps given
         # their share of the mask head's input and pulled onto the matched objects
         ["--iterations", "3000", "--minutes", "15", "--lr", "1e-2", "--warmup", "50",
-         "--pool-size", "60", "--clips-per-step", "1", "--seed", "2",
-         "--trainable", "bbox_attention,mask_head,insmask_head", "--terms", "mask,dice,aux_attn",
-         "--attn-input-gain", "300"],
+         "--pool-size", "60", "--refresh-every", "1", "--video-frames", "12", "--clips-per-step", "1",
+         "--seed", "2", "--trainable", "bbox_attention,mask_head,insmask_head",
+         "--terms", "mask,dice,aux_attn", "--attn-input-gain", "300"],
     ],
 }
 
@@ -52,9 +56,7 @@ def stage_commands(model: str, out: str) -> list[list[str]]:
     commands = []
     for k, args in enumerate(stages):
         target = out if k == len(stages) - 1 else f"{out}.stage{k}"
-        if args[:1] == [PRETRAIN]:
-            commands.append([PRETRAIN, "--preset", "tiny", *args[1:], "--out", target])
-            continue
         init = ["--init", f"{out}.stage{k - 1}"] if k else []
-        commands.append([model, "--preset", "tiny", *args, *init, "--out", target])
+        tool, flags = (PRETRAIN, args[1:]) if args[:1] == [PRETRAIN] else (model, args)
+        commands.append([tool, "--preset", "tiny", *flags, *init, "--out", target])
     return commands

@@ -73,3 +73,53 @@ def test_a_short_run_trains_only_the_backbone_and_loads_strictly(tmp_path):
     assert meta["config"]["stage"] == "backbone_pretrain"
     assert [row["step"] for row in meta["curve"]] == [1, 2]
     assert meta["command"].startswith("python -m training.backbone_pretrain")
+
+
+def test_a_run_continues_from_an_earlier_pretraining_on_a_refreshing_pool(tmp_path):
+    first = tmp_path / "first.pth"
+    pretrain(PretrainConfig(iterations=1, frames_per_step=2, pool_size=2, warmup=1, video_frames=3), first)
+    cfg = PretrainConfig(iterations=2, frames_per_step=2, pool_size=2, warmup=1, video_frames=3,
+                         refresh_every=1, seed=1, init=str(first))
+    second = tmp_path / "second.pth"
+    pretrain(cfg, second, log_every=1)
+    before = build_model("vistr", "tiny", first).state_dict()
+    after = build_model("vistr", "tiny", second).state_dict()  # strict load
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("vistr.backbone.0.") for k in changed)
+    meta = torch.load(second, map_location="cpu", weights_only=True)["meta"]
+    assert meta["history"][-1]["config"]["stage"] == "backbone_pretrain"  # the first run, recorded
+    assert "--init" in meta["command"] and "--refresh-every 1" in meta["command"]
+
+
+def _load_probe():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "vistr_backbone_probe.py"
+    spec = importlib.util.spec_from_file_location("vistr_backbone_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_backbone_probe_separates_informative_features_and_not_noise():
+    probe = _load_probe()
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 400)
+    centres = rng.normal(size=(5, 16)) * 4
+    informative = (centres[labels] + rng.normal(size=(400, 16))).astype(np.float32)
+    _, unseen = probe.probe_accuracy(informative[:300], labels[:300], informative[300:], labels[300:], 5)
+    assert unseen > 0.95
+    noise = rng.normal(size=(400, 16)).astype(np.float32)
+    _, chance = probe.probe_accuracy(noise[:300], labels[:300], noise[300:], labels[300:], 5)
+    assert chance < 0.45
+
+
+def test_the_backbone_probe_pools_features_inside_each_object():
+    probe = _load_probe()
+    model = build_model("vistr", "tiny", None).eval()
+    features, labels = probe.pooled_features(model, seed=3, clips=1, videos=1)
+    assert set(features) == set(probe.MAPS) and len(labels) >= 1
+    widths = model.cfg.backbone_channels
+    assert [features[k].shape for k in probe.MAPS] == [(len(labels), c) for c in
+                                                      (widths[1], widths[2], widths[3], model.cfg.hidden_dim)]

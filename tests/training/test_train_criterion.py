@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from models import build_model
@@ -44,6 +45,32 @@ def test_mask_boxes_are_tight_pixel_edges():
     masks = np.zeros((2, 5, 6), dtype=bool)
     masks[0, 1:3, 2:5] = True
     assert mask_boxes(masks).tolist() == [[2, 1, 5, 3], [0, 0, 0, 0]]
+
+
+def test_a_refreshing_pool_renders_new_videos_oldest_first_and_a_fixed_pool_never_does():
+    from evaluation.synthetic import generate_video
+
+    kwargs = dict(input_hw=(64, 96), mean=(0.0, 0.0, 0.0), clip_frames=2, pool_size=3, video_frames=4,
+                  verbose=False)
+    fixed = ClipSampler(**kwargs)
+    before = [v.frames.copy() for v in fixed.videos]
+    for _ in range(10):
+        fixed.sample()
+    assert fixed.rendered == 3 and all(np.array_equal(a, v.frames) for a, v in zip(before, fixed.videos))
+
+    fresh = ClipSampler(**kwargs, refresh_every=2, seed=4)
+    for _ in range(5):
+        fresh.sample()
+    assert fresh.rendered == 5  # 3 + one new video after samples 2 and 4
+    # videos 3 and 4 replaced the two oldest (0 and 1); video 2 is still there
+    expected = [generate_video(i, preset=fresh.preset, seed=4).frames for i in (3, 4, 2)]
+    assert all(np.array_equal(e, v.frames) for e, v in zip(expected, fresh.videos))
+    assert fresh.videos[0].frames.shape[0] == 4
+
+
+def test_a_negative_refresh_interval_is_a_clear_error():
+    with pytest.raises(ValueError, match="refresh_every must be >= 0"):
+        ClipSampler(input_hw=(64, 96), mean=(0.0, 0.0, 0.0), pool_size=1, refresh_every=-1, verbose=False)
 
 
 def test_a_training_step_reduces_nothing_to_nan_and_saves_a_loadable_checkpoint(tmp_path):
