@@ -50,7 +50,7 @@ class PretrainConfig:
     warmup: int = 50
     pool_size: int = 120
     refresh_every: int = 0  # a new video replaces the pool's oldest after this many frames (0: fixed)
-    video_frames: int = 36
+    video_frames: int = 0  # rendered videos' length; 0: the synthetic ``train`` preset's
     seed: int = 0
     init: str = ""  # continue from an earlier checkpoint's backbone (a fresh dense head)
 
@@ -149,7 +149,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, log_every: int = 50) -> list[
     spec = model.spec
     sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=1,
                           pool_size=cfg.pool_size, seed=cfg.seed, refresh_every=cfg.refresh_every,
-                          video_frames=cfg.video_frames)
+                          video_frames=cfg.video_frames or None)
     print(f"[pretrain] {replaced} FrozenBatchNorm2d -> BatchNorm2d; {cfg.frames_per_step} frames a step",
           file=sys.stderr)
     curve, window, start = [], [], time.perf_counter()

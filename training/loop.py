@@ -38,9 +38,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     pool_size: int = 120
     # Replace the pool's oldest video by a new one after every this many clips (0: fixed pool);
-    # and the rendered videos' length. A refreshing pool stops a run memorising its videos.
+    # and the rendered videos' length (0: the synthetic ``train`` preset's). A refreshing pool
+    # stops a run memorising its videos.
     refresh_every: int = 0
-    video_frames: int = 36
+    video_frames: int = 0
     seed: int = 0
     init: str | None = None  # start from an earlier checkpoint
     # Comma-separated top-level modules to train (the rest frozen, in eval mode); None trains all.
@@ -111,7 +112,7 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     clip_frames = spec.fixed_frames or cfg.clip_frames
     sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=clip_frames,
                           pool_size=cfg.pool_size, seed=cfg.seed, refresh_every=cfg.refresh_every,
-                          video_frames=cfg.video_frames)
+                          video_frames=cfg.video_frames or None)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve, window, start = [], [], time.perf_counter()
     for step in scheduled_steps(optimizer, cfg, "train"):
