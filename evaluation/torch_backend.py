@@ -29,11 +29,11 @@ class TorchEagerBackend(Backend):
         torch.manual_seed(0)  # the exporter's seed, for random-init artifacts
         self.model = build_model(self.manifest.model, self.manifest.data["preset"], self.checkpoint)
 
-    def infer_impl(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+    def infer_impl(self, frames: np.ndarray, content_hw: np.ndarray) -> dict[str, np.ndarray]:
         import torch
 
         with torch.inference_mode():
-            outputs = self.model(torch.from_numpy(frames))
+            outputs = self.model(torch.from_numpy(frames), torch.from_numpy(content_hw))
         return {name: value.numpy() for name, value in outputs.items()}
 
     def deactivate_impl(self) -> None:

@@ -1,6 +1,8 @@
-"""What every visdeploy model exposes: the engine contract of DESIGN §4 plus its metadata.
+"""What every visdeploy model exposes: the engine contract (docs/contract.md) plus its metadata.
 
-A ``VISModel`` takes uint8 ``frames`` Tensor[B, T, H, W, 3] (RGB) and returns a dict with
+A ``VISModel`` takes uint8 ``frames`` Tensor[B, T, H, W, 3] (RGB) and, optionally, int32
+``content_hw`` Tensor[B, 2]: the (height, width) of the real image inside the letterboxed frames
+(top-left; the rest is padding; ``None`` = the whole input). It returns a dict with
 ``scores`` [B, K] float, ``labels`` [B, K] int32, ``masks`` [B, K, T, H/4, W/4] float (probabilities),
 ``boxes`` [B, K, T, 4] float (xyxy, input pixels), ``embeddings`` [B, K, D] float (L2-normalised),
 ``query_index`` [B, K] int32. The export and the manifest read the metadata below.
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 OUTPUT_NAMES = ("scores", "labels", "masks", "boxes", "embeddings", "query_index")
+CONTENT_HW = "content_hw"  # the optional second engine input
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
 IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
 
@@ -42,7 +45,14 @@ class ModelSpec:
 
 
 class VISModel(nn.Module):
-    """Base class: holds the spec and the in-graph normalisation of uint8 frames."""
+    """Base class: holds the spec and the in-graph normalisation of uint8 frames.
+
+    ``uses_content_hw``: the model's official inference reads the image size (TeViT scales its
+    learned proposals by it; IFC and VisTR mask the padding), so its export declares the second
+    input ``content_hw``.
+    """
+
+    uses_content_hw = False
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -65,6 +75,21 @@ class VISModel(nn.Module):
                 f"{self.spec.name}/{self.spec.preset} takes exactly T={self.spec.fixed_frames} frames "
                 f"per clip, got {frames.shape[1]}; pad short clips cyclically"
             )
+
+    def content_hw(self, frames: torch.Tensor, content_hw: torch.Tensor | None) -> torch.Tensor:
+        """The (height, width) of the real image per clip: int64 Tensor[B, 2].
+
+        ``None`` means the whole input (no padding). Values are clamped to [1, H] x [1, W] so a
+        bad feed cannot produce empty masks or divisions by zero inside the graph.
+        """
+        b = frames.shape[0]
+        h, w = frames.shape[2], frames.shape[3]
+        full = torch.tensor([h, w], dtype=torch.int64, device=frames.device)
+        if content_hw is None:
+            return full.expand(b, 2)
+        if content_hw.dim() != 2 or content_hw.shape[1] != 2:
+            raise ValueError(f"content_hw must be int [B, 2] (height, width), got {list(content_hw.shape)}")
+        return torch.minimum(content_hw.to(torch.int64).clamp(min=1), full)
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 Tensor[B, T, H, W, 3] RGB -> float Tensor[B*T, 3, H, W], (x - mean) / std."""

@@ -15,7 +15,11 @@ MANIFEST_FORMAT = "visdeploy.manifest/1"
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_KINDS = ("onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
-STAGES = ("frame", "clip")  # two-stage artifacts (DESIGN §4): frames -> features -> outputs
+STAGES = ("frame", "clip")  # two-stage artifacts (docs/contract.md): frames -> features -> outputs
+FRAMES, CONTENT_HW = "frames", "content_hw"
+# Inputs an artifact may declare besides per-stage features; absent "inputs" means ["frames"]
+# (manifests written before content_hw existed).
+CONTRACT_INPUTS = (FRAMES, CONTENT_HW)
 
 
 class ManifestError(ValueError):
@@ -89,6 +93,11 @@ def validate_manifest(data: dict) -> None:
         sha = _require(entry, "sha256", str, where)
         if len(sha) != 64:
             raise ManifestError(f"manifest: {where}sha256 must be 64 hex characters")
+        if "inputs" in entry and "stage" not in entry:
+            names = _require(entry, "inputs", list, where)
+            if not names or names[0] != FRAMES or not set(names) <= set(CONTRACT_INPUTS):
+                raise ManifestError(f"manifest: {where}inputs must be {list(CONTRACT_INPUTS)} or "
+                                    f"[{FRAMES!r}], got {names!r}")
         if "stage" in entry:
             if entry["stage"] not in STAGES:
                 raise ManifestError(f"manifest: {where}stage must be one of {STAGES}, got {entry['stage']!r}")
@@ -165,6 +174,16 @@ class Manifest:
             f"{self.directory}: no {what} (have: {have}); build it first "
             f"(make export / python -m calibration / python -m export.tensorrt)"
         )
+
+    @staticmethod
+    def entry_inputs(entry: dict) -> list[str]:
+        """The graph inputs an artifact entry declares (``["frames"]`` when it lists none)."""
+        return list(entry.get("inputs", [FRAMES]))
+
+    def declares_content_hw(self, kind: str = "onnx", precision: str = "fp32") -> bool:
+        """Whether the ``kind``/``precision`` model (or its clip stage) takes ``content_hw``."""
+        entries = [e for e in self.data["artifacts"] if e["kind"] == kind and e["precision"] == precision]
+        return any(CONTENT_HW in self.entry_inputs(e) for e in entries)
 
     def has_stages(self, kind: str = "onnx", precision: str = "fp32") -> bool:
         """Whether a frame stage and a clip stage of ``kind``/``precision`` are listed."""

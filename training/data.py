@@ -23,13 +23,20 @@ from runtime.windows import Letterbox
 @dataclass
 class Clip:
     """One training clip: ``frames uint8[T, H, W, 3]``, ``labels int64[N]`` (0-based),
-    ``masks bool[N, T, H, W]``, ``boxes float32[N, T, 4]`` xyxy, ``present bool[N, T]``."""
+    ``masks bool[N, T, H, W]``, ``boxes float32[N, T, 4]`` xyxy, ``present bool[N, T]``,
+    ``content_hw`` (h, w) of the real image inside the letterboxed frames (None = all of it)."""
 
     frames: np.ndarray
     labels: np.ndarray
     masks: np.ndarray
     boxes: np.ndarray
     present: np.ndarray
+    content_hw: tuple[int, int] | None = None
+
+
+def clips_content_hw(clips: list[Clip]) -> np.ndarray:
+    """int32[B, 2]: each clip's real image size (the whole frame where a clip has none)."""
+    return np.array([c.content_hw or c.frames.shape[1:3] for c in clips], np.int32)
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:
@@ -112,4 +119,5 @@ class ClipSampler:
             cw = self.box.content_hw[1]
             frames[:, :, :cw] = frames[:, :, :cw][:, :, ::-1]
             masks[..., :cw] = masks[..., :cw][..., ::-1]
-        return Clip(frames, labels, masks, mask_boxes(masks), masks.any(axis=(2, 3)))
+        return Clip(frames, labels, masks, mask_boxes(masks), masks.any(axis=(2, 3)),
+                    content_hw=self.box.content_hw)

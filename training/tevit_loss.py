@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torchvision.ops import roi_align
 
-from training.data import Clip
+from training.data import Clip, clips_content_hw
 from training.losses import dice_loss, mask_bce, paired_giou, sigmoid_focal_loss
 from training.matching import MatchWeights, match_clip
 
@@ -39,12 +39,13 @@ def _mask_targets(gt_masks: torch.Tensor, boxes: torch.Tensor, size: int) -> tor
 
 
 def _stage_clip_losses(model, stage: int, out: dict, levels_b: list[torch.Tensor], clip: Clip,
-                       weights: LossWeights) -> dict[str, torch.Tensor]:
-    """Losses of one clip at one stage; ``out`` holds that clip's [T, P, ...] tensors."""
+                       weights: LossWeights, image_whwh: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Losses of one clip at one stage; ``out`` holds that clip's [T, P, ...] tensors and
+    ``image_whwh`` Tensor[4] its real image size (official: ``imgs_whwh`` from ``img_shape``)."""
     labels = torch.as_tensor(clip.labels)
     gt_boxes = torch.as_tensor(clip.boxes).float()
     present = torch.as_tensor(clip.present)
-    q_idx, g_idx = match_clip(out["cls"], out["boxes"], labels, gt_boxes, present, model.image_whwh,
+    q_idx, g_idx = match_clip(out["cls"], out["boxes"], labels, gt_boxes, present, image_whwh,
                               MatchWeights(weights.cls, weights.l1, weights.giou))
     target = torch.zeros_like(out["cls"])
     target[:, q_idx, labels[g_idx]] = 1.0
@@ -56,7 +57,7 @@ def _stage_clip_losses(model, stage: int, out: dict, levels_b: list[torch.Tensor
     gt = gt_boxes[g_idx].transpose(0, 1)  # [T, M, 4]
     on = present[g_idx].transpose(0, 1)  # [T, M]
     frames_on = on.sum().clamp(min=1)
-    l1 = ((pred - gt).abs() / model.image_whwh).sum(-1)
+    l1 = ((pred - gt).abs() / image_whwh).sum(-1)
     giou = 1 - paired_giou(pred.reshape(-1, 4), gt.reshape(-1, 4)).reshape(on.shape)
     losses["l1"] = weights.l1 * (l1 * on).sum() / frames_on * len(q_idx)
     losses["giou"] = weights.giou * (giou * on).sum() / frames_on * len(q_idx)
@@ -74,14 +75,16 @@ def _stage_clip_losses(model, stage: int, out: dict, levels_b: list[torch.Tensor
 def tevit_losses(model, clips: list[Clip], weights: LossWeights = LossWeights()) -> dict[str, torch.Tensor]:
     """Summed losses over clips and stages, normalised by the number of GT instances."""
     frames = torch.as_tensor(__import__("numpy").stack([c.frames for c in clips]))
+    content_hw = torch.as_tensor(clips_content_hw(clips))
     b, t = frames.shape[:2]
-    levels, stages = model.decode(frames)
+    levels, stages = model.decode(frames, content_hw)
+    whwh = model.image_whwh(frames, content_hw)  # [B, 4]
     num_gt = max(sum(len(c.labels) for c in clips), 1)
     totals: dict[str, torch.Tensor] = {}
     for s, stage in enumerate(stages):
         for i, clip in enumerate(clips):
             out = {k: v[i] for k, v in stage.items()}
             levels_b = [lv[i * t : (i + 1) * t] for lv in levels]
-            for name, value in _stage_clip_losses(model, s, out, levels_b, clip, weights).items():
+            for name, value in _stage_clip_losses(model, s, out, levels_b, clip, weights, whwh[i]).items():
                 totals[name] = totals.get(name, 0.0) + value / num_gt
     return totals

@@ -106,7 +106,7 @@ class IFCModel(VISModel):
             "query_index": query.to(torch.int32),
         }
 
-    def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, frames: torch.Tensor, content_hw: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return self.clip_stage(*self.frame_stage(frames))
 
     def official_outputs(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -37,7 +37,6 @@ class TeViTConfig:
     # deployment
     classes: tuple[str, ...] = YTVIS_2019_CLASSES
     input_hw: tuple[int, int] = (384, 640)
-    proposal_hw: tuple[int, int] = (360, 640)  # img_shape the learned proposals are scaled to
     top_k: int = 10
     frames: tuple[int, int, int] = (1, 5, 36)
     window: tuple[int, int] = (5, 3)
@@ -69,7 +68,6 @@ PRESETS: dict[str, TeViTConfig] = {
         dynamic_channels=16,
         classes=SYNTHETIC_CLASSES,
         input_hw=(192, 320),
-        proposal_hw=(192, 320),
         frames=(1, 5, 36),  # 36 = a whole synthetic val video in one window (offline mode)
     ),
 }

@@ -32,8 +32,14 @@ class EmbeddingRPNHead(nn.Module):
         nn.init.constant_(self.init_proposal_bboxes.weight[:, 2:], 1.0)
 
     def forward(self, image_whwh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """image_whwh Tensor[4] -> (boxes Tensor[P, 4] xyxy input pixels, features Tensor[P, C])."""
-        boxes = cxcywh_to_xyxy(self.init_proposal_bboxes.weight) * image_whwh
+        """image_whwh Tensor[B, 4] (w, h, w, h of each clip's real image) -> (boxes Tensor[B, P, 4]
+        xyxy input pixels, features Tensor[P, C]).
+
+        Official: ``EmbeddingRPNHead._decode_init_proposals`` scales the normalised proposals by
+        each image's own ``img_shape`` (the resized image before padding), hustvl/TeViT
+        mmdet/models/dense_heads/embedding_rpn_head.py:75-88.
+        """
+        boxes = cxcywh_to_xyxy(self.init_proposal_bboxes.weight)[None] * image_whwh[:, None, :]
         return boxes, self.init_proposal_features.weight
 
 

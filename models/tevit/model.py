@@ -36,6 +36,8 @@ def _gather_queries(x: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
 class TeViT(VISModel):
     """TeViT with official attribute names (``backbone``, ``neck``, ``rpn_head``, ``roi_head``)."""
 
+    uses_content_hw = True  # the learned proposals are scaled by each image's size
+
     def __init__(self, cfg: TeViTConfig, preset: str):
         super().__init__(
             ModelSpec(
@@ -47,7 +49,7 @@ class TeViT(VISModel):
                 embedding_dim=cfg.fpn_channels,
                 frames=cfg.frames,
                 window=cfg.window,
-                extra={"proposal_hw": list(cfg.proposal_hw), "roi_align": "grid_sample"},
+                extra={"roi_align": "grid_sample"},
             )
         )
         self.cfg = cfg
@@ -55,9 +57,7 @@ class TeViT(VISModel):
         self.neck = FPN(cfg.stage_dims, cfg.fpn_channels)
         self.rpn_head = EmbeddingRPNHead(cfg.num_proposals, cfg.fpn_channels)
         self.roi_head = TeViTRoIHead(cfg)
-        h, w = cfg.proposal_hw
         self.init_weights()
-        self.register_buffer("image_whwh", torch.tensor([w, h, w, h], dtype=torch.float32), persistent=False)
 
     def init_weights(self) -> None:
         """Head init as mmdet's DIIHead (xavier, focal prior 0.01 on the class bias), with small
@@ -89,23 +89,32 @@ class TeViT(VISModel):
         """uint8 Tensor[B, T, H, W, 3] -> FPN levels, each Tensor[B*T, C, H/s, W/s]."""
         return self.neck(self.backbone(self.normalize(frames), frames.shape[0]))
 
-    def decode(self, frames: torch.Tensor) -> tuple[list[torch.Tensor], list[dict]]:
+    def image_whwh(self, frames: torch.Tensor, content_hw: torch.Tensor | None) -> torch.Tensor:
+        """float Tensor[B, 4] = (w, h, w, h) of each clip's real image (mmdet's ``imgs_whwh``)."""
+        hw = self.content_hw(frames, content_hw).to(torch.float32)
+        return torch.stack((hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]), dim=1)
+
+    def decode(self, frames: torch.Tensor, content_hw: torch.Tensor | None = None
+               ) -> tuple[list[torch.Tensor], list[dict]]:
         """Run backbone, neck and all STQI stages for all P proposals (training uses this too).
 
+        ``content_hw`` int Tensor[B, 2]: (h, w) of the real image inside the letterbox (None =
+        the whole input); it scales the learned proposals, as the official ``img_shape`` does.
         Returns (levels, stages); stage s holds ``cls`` [B,T,P,classes] logits, ``boxes``
         [B,T,P,4], ``obj`` and ``attn`` [B,T,P,C].
         """
         b, t = frames.shape[:2]
         levels = self.features(frames)
-        boxes, queries = self.rpn_head(self.image_whwh)
+        boxes, queries = self.rpn_head(self.image_whwh(frames, content_hw))  # [B, P, 4], [P, C]
         p, c = queries.shape
-        boxes = boxes.expand(b, t, p, 4)
+        boxes = boxes[:, None].expand(b, t, p, 4)
         queries = queries.expand(b, t, p, c)
         return levels, self.roi_head(queries, boxes, levels)
 
-    def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        """uint8 Tensor[B, T, H, W, 3] RGB -> the engine contract outputs (DESIGN §4)."""
-        levels, stages = self.decode(frames)
+    def forward(self, frames: torch.Tensor, content_hw: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """uint8 Tensor[B, T, H, W, 3] RGB (+ int Tensor[B, 2] real image size) -> the engine
+        contract outputs (docs/contract.md)."""
+        levels, stages = self.decode(frames, content_hw)
         return self.postprocess(levels, stages, frames.shape[2:4])
 
     def postprocess(self, levels, stages, input_hw) -> dict[str, torch.Tensor]:

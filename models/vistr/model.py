@@ -114,7 +114,7 @@ class VisTRSegm(VISModel):
             "attn": attn,
         }
 
-    def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, frames: torch.Tensor, content_hw: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """uint8 frames Tensor[B, T, H, W, 3] (RGB, T = ``num_frames``) -> the engine contract."""
         if frames.dim() == 5 and frames.shape[1] != self.cfg.num_frames:
             raise ClipLengthError(

@@ -1,7 +1,9 @@
 """Backend lifecycle shared by every engine runner (Polygraphy-style activate/infer/deactivate).
 
-A backend is stateless per call: ``infer(frames)`` maps one uint8 batch ``[B, T, H, W, 3]`` to
-the DESIGN §4 output dict and keeps nothing between calls, so tracking state never lives here.
+A backend is stateless per call: ``infer(frames, content_hw)`` maps one uint8 batch
+``[B, T, H, W, 3]`` (and the real image size inside each letterboxed clip, int32 ``[B, 2]``) to the
+contract's output dict (docs/contract.md) and keeps nothing between calls, so tracking state
+never lives here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import time
 import numpy as np
 
 from runtime.errors import ArtifactError, BackendInputError
-from runtime.manifest import Manifest
+from runtime.manifest import CONTENT_HW, FRAMES, Manifest
 
 OUTPUT_NAMES = ("scores", "labels", "masks", "boxes", "embeddings", "query_index")
 
@@ -49,14 +51,19 @@ class Backend:
         self.deactivate()
 
     # -- inference -------------------------------------------------------------------------
-    def infer(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """uint8 ``[B, T, H, W, 3]`` RGB -> {scores [B,K], labels [B,K], masks [B,K,T,H/4,W/4],
-        boxes [B,K,T,4], embeddings [B,K,D], query_index [B,K]}."""
+    def infer(self, frames: np.ndarray, content_hw: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """uint8 ``[B, T, H, W, 3]`` RGB (+ int32 ``[B, 2]`` (h, w) of the real image in each
+        letterboxed clip; None = the whole input) -> {scores [B,K], labels [B,K],
+        masks [B,K,T,H/4,W/4], boxes [B,K,T,4], embeddings [B,K,D], query_index [B,K]}.
+
+        ``content_hw`` reaches the engine only when the artifact declares it (manifest
+        ``inputs``); older artifacts ignore it."""
         if not self.is_active:
             raise RuntimeError(f"{self.name} backend is not active; use `with backend:` first")
         self.check_input(frames)
+        content_hw = self.check_content_hw(content_hw, frames.shape[0])
         start = time.perf_counter()
-        outputs = self.infer_impl(np.ascontiguousarray(frames))
+        outputs = self.infer_impl(np.ascontiguousarray(frames), content_hw)
         self.last_inference_ms = (time.perf_counter() - start) * 1e3
         self.check_outputs(outputs, frames.shape[:2])
         return outputs
@@ -78,6 +85,20 @@ class Backend:
             raise BackendInputError(f"frames must be {expected}; got B={b}, T={t}. Pad short "
                                     "windows with runtime.windows.pad_cyclic")
 
+    def check_content_hw(self, content_hw: np.ndarray | None, batch: int) -> np.ndarray:
+        """int32 ``[B, 2]`` with 1 <= h <= H and 1 <= w <= W; None -> the whole input per row."""
+        h, w = self.manifest.input_hw
+        if content_hw is None:
+            return full_content_hw(batch, (h, w))
+        hw = np.asarray(content_hw)
+        if hw.shape != (batch, 2) or not np.issubdtype(hw.dtype, np.integer):
+            raise BackendInputError(f"content_hw must be int32 [B={batch}, 2] (height, width of "
+                                    f"the image inside the letterbox); got {hw.dtype} {hw.shape}")
+        if (hw < 1).any() or (hw[:, 0] > h).any() or (hw[:, 1] > w).any():
+            raise BackendInputError(f"content_hw rows must lie in [1, {h}] x [1, {w}] (the model "
+                                    f"input); got {hw.tolist()}")
+        return np.ascontiguousarray(hw, np.int32)
+
     def check_outputs(self, outputs: dict[str, np.ndarray], batch_frames: tuple[int, int]) -> None:
         """Raise ``ArtifactError`` when the engine's outputs break the DESIGN §4 contract."""
         missing = [n for n in OUTPUT_NAMES if n not in outputs]
@@ -98,8 +119,32 @@ class Backend:
     def activate_impl(self) -> None:
         raise NotImplementedError
 
-    def infer_impl(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+    def infer_impl(self, frames: np.ndarray, content_hw: np.ndarray) -> dict[str, np.ndarray]:
+        """``frames`` uint8 [B, T, H, W, 3], ``content_hw`` int32 [B, 2] (always given; feed it
+        to the engine when the artifact declares it)."""
         raise NotImplementedError
+
+
+def full_content_hw(batch: int, input_hw: tuple[int, int]) -> np.ndarray:
+    """int32 ``[batch, 2]``: every clip fills the whole (H, W) input (no padding)."""
+    return np.tile(np.asarray(input_hw, np.int32), (batch, 1))
+
+
+def engine_feeds(input_names, frames: np.ndarray, content_hw: np.ndarray | None) -> dict:
+    """The feed dict for an engine whose inputs are ``input_names``: ``frames`` always,
+    ``content_hw`` (int32 [B, 2], None = the whole input) only when the engine declares it.
+    Every caller that feeds an engine (runtime, calibration, export parity, benchmarks) builds
+    its feeds here, so none forgets the second input."""
+    feeds = {FRAMES: frames}
+    if CONTENT_HW in input_names:
+        if content_hw is None:
+            content_hw = full_content_hw(frames.shape[0], frames.shape[2:4])
+        feeds[CONTENT_HW] = np.ascontiguousarray(content_hw, np.int32)
+    unknown = [n for n in input_names if n not in feeds]
+    if unknown:
+        raise ArtifactError(f"engine inputs {unknown} are not part of the contract "
+                            f"({FRAMES}, {CONTENT_HW}); re-export with the current exporter")
+    return feeds
 
     def deactivate_impl(self) -> None:
         raise NotImplementedError

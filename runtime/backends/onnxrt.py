@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from runtime.backends.base import OUTPUT_NAMES, Backend
+from runtime.backends.base import OUTPUT_NAMES, Backend, engine_feeds
 from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
 from runtime.manifest import Manifest
 
@@ -143,8 +143,10 @@ class OnnxRuntimeBackend(Backend):
                                     threads=self.threads)
         self.providers = self.session.get_providers()
         check_session_io(self.manifest, self.session, self.session)
-    def infer_impl(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(list(OUTPUT_NAMES), {"frames": frames})
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def infer_impl(self, frames: np.ndarray, content_hw: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(list(OUTPUT_NAMES), engine_feeds(self.input_names, frames, content_hw))
         return dict(zip(OUTPUT_NAMES, values, strict=True))
 
     def deactivate_impl(self) -> None:

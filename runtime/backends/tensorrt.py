@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.backends.base import OUTPUT_NAMES, Backend
+from runtime.backends.base import OUTPUT_NAMES, Backend, engine_feeds
 from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
-from runtime.manifest import Manifest
+from runtime.manifest import CONTENT_HW, FRAMES, Manifest
 
 log = logging.getLogger("runtime.backends")
 
@@ -112,13 +112,19 @@ def check_engine_io(io: dict[str, tuple[str, np.dtype, tuple[int, ...]]], manife
     h, w = manifest.input_hw
     inputs = {n: v for n, v in io.items() if v[0] == "input"}
     outputs = {n for n, v in io.items() if v[0] == "output"}
-    if set(inputs) != {"frames"}:
-        raise ArtifactError(f"engine inputs are {sorted(inputs)}, the contract needs only "
-                            "'frames'; rebuild the plan from the current ONNX export")
-    _, dtype, shape = inputs["frames"]
+    if FRAMES not in inputs or not set(inputs) <= {FRAMES, CONTENT_HW}:
+        raise ArtifactError(f"engine inputs are {sorted(inputs)}, the contract takes 'frames' "
+                            "and optionally 'content_hw'; rebuild the plan from the current ONNX "
+                            "export")
+    _, dtype, shape = inputs[FRAMES]
     if np.dtype(dtype) != np.uint8 or len(shape) != 5 or tuple(shape[2:]) != (h, w, 3):
         raise ArtifactError(f"engine input frames is {np.dtype(dtype)} {tuple(shape)}, manifest "
                             f"says uint8 [B, T, {h}, {w}, 3]; plan and manifest.json disagree")
+    if CONTENT_HW in inputs:
+        _, dtype, shape = inputs[CONTENT_HW]
+        if np.dtype(dtype) != np.int32 or len(shape) != 2 or shape[1] != 2:
+            raise ArtifactError(f"engine input content_hw is {np.dtype(dtype)} {tuple(shape)}, "
+                                "the contract says int32 [B, 2]; rebuild the plan")
     missing = [n for n in OUTPUT_NAMES if n not in outputs]
     if missing:
         raise ArtifactError(f"engine outputs lack {missing} (has {sorted(outputs)}); rebuild "
@@ -245,10 +251,16 @@ class TensorRTBackend(Backend):
         self.stream = cuda_call(self.cudart, self.cudart.cudaStreamCreate())
         log.info("Engine ready in %.2f s", time.perf_counter() - start)
 
+    def _set_input_shapes(self, shape: tuple[int, ...]) -> None:
+        """Set every input's shape for frames of ``shape`` (content_hw follows B)."""
+        self.context.set_input_shape(FRAMES, shape)
+        if CONTENT_HW in self.io:
+            self.context.set_input_shape(CONTENT_HW, (shape[0], 2))
+
     def _allocate(self, shape: tuple[int, ...]) -> _ShapeBuffers:
         """Pinned host + device buffers for every I/O tensor at input shape ``shape``."""
         buffers = _ShapeBuffers()
-        self.context.set_input_shape("frames", shape)
+        self._set_input_shapes(shape)
         for name, (_, dtype, _) in self.io.items():
             dims = tuple(self.context.get_tensor_shape(name))
             count = int(np.prod(dims))
@@ -260,20 +272,22 @@ class TensorRTBackend(Backend):
             buffers.host[name] = np.frombuffer(raw, dtype=dtype, count=count).reshape(dims)
         return buffers
 
-    def infer_impl(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+    def infer_impl(self, frames: np.ndarray, content_hw: np.ndarray) -> dict[str, np.ndarray]:
         cudart, stream = self.cudart, self.stream
         if frames.shape not in self._buffers:
             self._buffers[frames.shape] = self._allocate(frames.shape)
         buffers = self._buffers[frames.shape]
-        self.context.set_input_shape("frames", frames.shape)  # shapes are set per window
+        self._set_input_shapes(frames.shape)  # shapes are set per window
         for name, ptr in buffers.device_ptr.items():
             self.context.set_tensor_address(name, ptr)
-        np.copyto(buffers.host["frames"], frames)
+        feeds = engine_feeds([n for n, v in self.io.items() if v[0] == "input"], frames, content_hw)
         to_device, to_host = (cudart.cudaMemcpyKind.cudaMemcpyHostToDevice,
                               cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost)
-        cuda_call(cudart, cudart.cudaMemcpyAsync(buffers.device_ptr["frames"],
-                                                 buffers.host_ptr["frames"], frames.nbytes,
-                                                 to_device, stream))
+        for name, value in feeds.items():
+            np.copyto(buffers.host[name], value)
+            cuda_call(cudart, cudart.cudaMemcpyAsync(buffers.device_ptr[name],
+                                                     buffers.host_ptr[name], value.nbytes,
+                                                     to_device, stream))
         if not self.context.execute_async_v3(stream_handle=int(stream)):
             raise RuntimeError(f"TensorRT execution failed for frames of shape {frames.shape}")
         for name in OUTPUT_NAMES:

@@ -91,10 +91,11 @@ class TwoStageOnnxBackend(OnnxRuntimeBackend):
                 f"{self.manifest.directory}: the frame stage gives {produced} and the clip stage "
                 f"takes {wanted}, but the manifest says {frame_entry['outputs']} -> "
                 f"{clip_entry['inputs']}; re-export both stages together (make export)")
-        self.feature_names = wanted
+        self.feature_names = [n for n in wanted if n != CONTENT_HW]
+        self.clip_takes_content_hw = CONTENT_HW in wanted
         self.cache.clear()
 
-    def infer_impl(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+    def infer_impl(self, frames: np.ndarray, content_hw: np.ndarray) -> dict[str, np.ndarray]:
         b, t = frames.shape[:2]
         flat = frames.reshape(b * t, *frames.shape[2:])
         keys = [frame_digest(f) for f in flat]
@@ -118,7 +119,10 @@ class TwoStageOnnxBackend(OnnxRuntimeBackend):
                 self.cache.put(keys[i], value)
         stacked = [np.stack([features[k][j] for k in keys]).reshape(b, t, *features[keys[0]][j].shape)
                    for j in range(len(self.feature_names))]
-        values = self.clip_session.run(list(OUTPUT_NAMES), dict(zip(self.feature_names, stacked, strict=True)))
+        feeds = dict(zip(self.feature_names, stacked, strict=True))
+        if self.clip_takes_content_hw:
+            feeds[CONTENT_HW] = content_hw
+        values = self.clip_session.run(list(OUTPUT_NAMES), feeds)
         return dict(zip(OUTPUT_NAMES, values, strict=True))
 
     def deactivate_impl(self) -> None:
