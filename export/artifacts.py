@@ -11,7 +11,7 @@ import torch
 
 from export.graph_checks import check_graph
 from export.manifest import artifact_entry, build_manifest
-from export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx
+from export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, model_inputs
 from export.parity import DEFAULT_CASES, ParityReport, check_parity
 from export.two_stage import TwoStageExport, TwoStageSession, export_two_stage, supports_two_stage
 from models import build_model
@@ -105,10 +105,11 @@ def export_artifacts(
     with _Phase(f"Exporting ONNX (dynamo, opset {opset}) to {onnx_path}"):
         export_onnx(model, onnx_path, opset=opset)
     with _Phase("Checking graph (onnx.checker full, shape inference, domains)"):
-        graph = check_graph(onnx_path)
+        graph = check_graph(onnx_path, inputs=model_inputs(model))
     with _Phase(f"Parity onnxruntime vs PyTorch at (B, T) = {list(parity_cases)}"):
         parity = check_parity(model, onnx_path, cases=parity_cases)
-    entries = [artifact_entry(out_dir, onnx_path.name, kind="onnx", precision="fp32", opset=graph["opset"])]
+    entries = [artifact_entry(out_dir, onnx_path.name, kind="onnx", precision="fp32", opset=graph["opset"],
+                              inputs=model_inputs(model))]
     stages, stage_parity = None, None
     if two_stage is None:
         two_stage = supports_two_stage(model)
@@ -118,7 +119,7 @@ def export_artifacts(
         with _Phase("Checking the stage graphs"):
             features = list(stages.feature_names)
             check_graph(stages.frame_path, outputs=features)
-            check_graph(stages.clip_path, inputs=features)
+            check_graph(stages.clip_path, inputs=list(stages.clip_inputs))
         with _Phase(f"Parity of frame + clip stages vs PyTorch at (B, T) = {list(parity_cases)}"):
             stage_parity = check_parity(model, stages.clip_path, cases=parity_cases,
                                         session=TwoStageSession(stages))

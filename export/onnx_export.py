@@ -1,7 +1,11 @@
 """Trace a visdeploy model into ONNX with the dynamo exporter: uint8 frames in, contract out.
 
 The dynamo exporter is used at opset 18: the legacy one bakes sequence lengths of attention
-into the graph, and opset 23 emits RoiAlign-22, which onnxruntime cannot run (toolchain.md §3).
+into the graph, and opset 23 emits RoiAlign-22, which onnxruntime 1.32 cannot run
+(docs/architecture.md, "Export").
+
+Models whose official inference reads the image size (``VISModel.uses_content_hw``) get a second
+input ``content_hw`` int32 [B, 2] with the same dynamic B as ``frames``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 import torch
 
 from export.graph_fixes import apply_trt_fixes
-from models.base import OUTPUT_NAMES, VISModel
+from models.base import CONTENT_HW, OUTPUT_NAMES, VISModel
 
 DEFAULT_OPSET = 18
 SUPPORTED_OPSETS = (18, 19, 20)
@@ -31,13 +35,35 @@ def sample_frames(model: VISModel, batch: int, frames: int, seed: int = 0) -> to
     return torch.randint(0, 256, (batch, frames, h, w, 3), dtype=torch.uint8, generator=gen)
 
 
+def model_inputs(model: VISModel) -> list[str]:
+    """The graph inputs of ``model``'s export: ``frames`` and, when it reads the image size,
+    ``content_hw`` (the manifest lists these per artifact)."""
+    return ["frames", CONTENT_HW] if model.uses_content_hw else ["frames"]
+
+
+def sample_content_hw(model: VISModel, batch: int) -> torch.Tensor:
+    """int32 Tensor[batch, 2]: row 0 the whole input, then letterboxes of a 4:3 and a 16:9
+    source in turn (real sizes a camera produces), so parity covers padded and unpadded clips."""
+    h, w = model.spec.input_hw
+    shapes = [(h, w), (h, min(w, round(h * 4 / 3))), (min(h, round(w * 9 / 16)), w)]
+    return torch.tensor([shapes[i % len(shapes)] for i in range(batch)], dtype=torch.int32)
+
+
+def sample_inputs(model: VISModel, batch: int, frames: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """The positional inputs of ``model`` (``model_inputs`` order) for a (batch, frames) case."""
+    sample = sample_frames(model, batch, frames, seed)
+    return (sample, sample_content_hw(model, batch)) if model.uses_content_hw else (sample,)
+
+
 def _dynamic_shapes(model: VISModel) -> dict:
     spec = model.spec
     batch = torch.export.Dim("B", min=spec.batch[0], max=max(spec.batch[2], 2))
-    if spec.fixed_frames:
-        return {"frames": {0: batch}}
-    frames = torch.export.Dim("T", min=spec.frames[0], max=max(spec.frames[2], 2))
-    return {"frames": {0: batch, 1: frames}}
+    shapes = {"frames": {0: batch}}
+    if not spec.fixed_frames:
+        shapes["frames"][1] = torch.export.Dim("T", min=spec.frames[0], max=max(spec.frames[2], 2))
+    if model.uses_content_hw:
+        shapes[CONTENT_HW] = {0: batch}
+    return shapes
 
 
 def export_onnx(model: VISModel, path: str | Path, *, opset: int = DEFAULT_OPSET) -> Path:
@@ -50,7 +76,7 @@ def export_onnx(model: VISModel, path: str | Path, *, opset: int = DEFAULT_OPSET
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     t = model.spec.fixed_frames or min(3, model.spec.frames[2])
-    sample = sample_frames(model, 2, t)
+    sample = sample_inputs(model, 2, t)
     model = model.eval()
     # torchvision's ops (roi_align) must be registered with torch before the exporter builds its
     # op registry, or their ONNX translations (RoiAlign) are silently left out of it.
@@ -60,11 +86,11 @@ def export_onnx(model: VISModel, path: str | Path, *, opset: int = DEFAULT_OPSET
         try:
             torch.onnx.export(
                 model,
-                (sample,),
+                sample,
                 str(path),
                 dynamo=True,
                 opset_version=opset,
-                input_names=["frames"],
+                input_names=model_inputs(model),
                 output_names=list(OUTPUT_NAMES),
                 dynamic_shapes=_dynamic_shapes(model),
                 external_data=False,

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.onnx_export import sample_frames
+from export.onnx_export import model_inputs, sample_inputs
 from models.base import OUTPUT_NAMES, VISModel
+from runtime.backends.base import engine_feeds
 
 FP32_TOLERANCES = {"scores": 1e-4, "boxes": 1e-2, "masks": 1e-3, "embeddings": 1e-4}
 EXACT_OUTPUTS = ("labels", "query_index")
@@ -95,16 +96,20 @@ def check_parity(
     session=None,
     raise_on_failure: bool = True,
 ) -> ParityReport:
-    """Run PyTorch and onnxruntime on the same random frames for each (B, T) case and compare."""
+    """Run PyTorch and onnxruntime on the same random frames for each (B, T) case and compare.
+
+    Models that take ``content_hw`` get letterboxed sizes per row (``sample_content_hw``: the
+    whole input, a 4:3 and a 16:9 source), so batches of B >= 2 check padded clips too."""
     tolerances = tolerances or FP32_TOLERANCES
     session = session or ort_session(onnx_path)
     report = ParityReport()
     for seed, (b, t) in enumerate(cases):
         t = model.spec.fixed_frames or t
-        frames = sample_frames(model, b, t, seed=100 + seed)
+        inputs = sample_inputs(model, b, t, seed=100 + seed)
         with torch.no_grad():
-            expected = {k: v.numpy() for k, v in model(frames).items()}
-        got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"frames": frames.numpy()})))
+            expected = {k: v.numpy() for k, v in model(*inputs).items()}
+        feeds = engine_feeds(model_inputs(model), *(x.numpy() for x in inputs))
+        got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), feeds)))
         compare(expected, got, report, tolerances)
         report.cases.append((b, t))
     if report.failures and raise_on_failure:

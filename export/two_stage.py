@@ -6,8 +6,10 @@ frame stage once per new frame, caches its features and feeds the last T of them
 stage, so overlapping windows never recompute the backbone.
 
 Model-agnostic: the model provides ``frame_stage(frames) -> tuple[Tensor, ...]``,
-``clip_stage(*features) -> dict`` (contract outputs) and ``frame_feature_names``; the composition
-must equal ``forward`` (tested per model).
+``clip_stage(*features, content_hw=None) -> dict`` (contract outputs) and
+``frame_feature_names``; the composition must equal ``forward`` (tested per model). A model that
+reads the image size (``uses_content_hw``) takes ``content_hw`` in its clip stage: the backbone
+ignores padding, the clip stage masks it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from export.onnx_export import DEFAULT_OPSET, ExportError
-from models.base import OUTPUT_NAMES
+from export.onnx_export import DEFAULT_OPSET, ExportError, sample_content_hw
+from models.base import CONTENT_HW, OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ class TwoStageExport:
     frame_path: Path
     clip_path: Path
     feature_names: tuple[str, ...]
+    takes_content_hw: bool = False
+
+    @property
+    def clip_inputs(self) -> tuple[str, ...]:
+        """The clip stage's graph inputs: the features, then ``content_hw`` when declared."""
+        return self.feature_names + ((CONTENT_HW,) if self.takes_content_hw else ())
 
     def manifest_stages(self, *, opset: int = DEFAULT_OPSET) -> list[dict]:
         """Manifest ``artifacts`` entries (sha256, size), frame stage first, with stage I/O names."""
@@ -52,7 +60,7 @@ class TwoStageExport:
                            opset=opset, stage="frame", inputs=["frames"],
                            outputs=list(self.feature_names)),
             artifact_entry(directory, self.clip_path.name, kind="onnx", precision="fp32",
-                           opset=opset, stage="clip", inputs=list(self.feature_names),
+                           opset=opset, stage="clip", inputs=list(self.clip_inputs),
                            outputs=list(OUTPUT_NAMES)),
         ]
 
@@ -69,7 +77,10 @@ class TwoStageSession:
 
     def run(self, output_names: list[str], feeds: dict):
         features = self.frame.run(self.feature_names, {"frames": feeds["frames"]})
-        return self.clip.run(output_names, dict(zip(self.feature_names, features, strict=True)))
+        clip_feeds = dict(zip(self.feature_names, features, strict=True))
+        if CONTENT_HW in feeds:
+            clip_feeds[CONTENT_HW] = feeds[CONTENT_HW]
+        return self.clip.run(output_names, clip_feeds)
 
 
 class FrameStage(nn.Module):
@@ -90,8 +101,12 @@ class ClipStage(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, *features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model.clip_stage(*features)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``inputs``: the frame features, then ``content_hw`` when the model takes it."""
+        if self.model.uses_content_hw:
+            out = self.model.clip_stage(*inputs[:-1], content_hw=inputs[-1])
+        else:
+            out = self.model.clip_stage(*inputs)
         return tuple(out[name] for name in OUTPUT_NAMES)
 
 
@@ -115,7 +130,8 @@ def _export(module: nn.Module, args: tuple, path: Path, *, input_names: list[str
             output_names: list[str], opset: int, batch_max: int, frames_max: int) -> None:
     dim_b = torch.export.Dim("B", min=1, max=batch_max)
     dim_t = torch.export.Dim("T", min=1, max=frames_max)
-    per_input = tuple({0: dim_b, 1: dim_t} for _ in args)
+    # features are [B, T, ...]; content_hw is [B, 2]
+    per_input = tuple({0: dim_b} if name == CONTENT_HW else {0: dim_b, 1: dim_t} for name in input_names)
     # ClipStage.forward(*features) is one variadic parameter for torch.export.
     dynamic = per_input if isinstance(module, FrameStage) else (per_input,)
     start = time.perf_counter()
@@ -159,6 +175,8 @@ def export_two_stage(
         raise TwoStageUnsupportedError(
             f"frame_stage returned {len(features)} tensors but frame_feature_names lists {len(names)}"
         )
-    _export(ClipStage(model), features, clip_path, input_names=list(names),
+    exported = TwoStageExport(frame_path, clip_path, names, bool(model.uses_content_hw))
+    clip_args = features + ((sample_content_hw(model, 2),) if exported.takes_content_hw else ())
+    _export(ClipStage(model), clip_args, clip_path, input_names=list(exported.clip_inputs),
             output_names=list(OUTPUT_NAMES), **limits)
-    return TwoStageExport(frame_path, clip_path, names)
+    return exported

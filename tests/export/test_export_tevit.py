@@ -19,7 +19,8 @@ from runtime.manifest import ArtifactError, ManifestError, load_manifest, valida
 def test_graph_contract(tiny_tevit_export):
     graph = tiny_tevit_export.graph
     assert graph["opset"] == 18
-    assert graph["inputs"] == [{"name": "frames", "dtype": "uint8", "shape": ["B", "T", 192, 320, 3]}]
+    assert graph["inputs"] == [{"name": "frames", "dtype": "uint8", "shape": ["B", "T", 192, 320, 3]},
+                               {"name": "content_hw", "dtype": "int32", "shape": ["B", 2]}]
     shapes = {o["name"]: (o["dtype"], o["shape"]) for o in graph["outputs"]}
     assert shapes == {
         "scores": ("float", ["B", 10]),
@@ -110,7 +111,8 @@ def test_frames_outside_the_manifest_range_are_refused(tiny_tevit_artifacts):
 def test_onnx_runs_with_the_extended_optimisation_level(tiny_tevit_artifacts):
     session = ort_session(tiny_tevit_artifacts / "model.onnx")
     frames = np.zeros((1, 4, 192, 320, 3), dtype=np.uint8)
-    masks = session.run(["masks"], {"frames": frames})[0]
+    feeds = {"frames": frames, "content_hw": np.array([[180, 320]], np.int32)}
+    masks = session.run(["masks"], feeds)[0]
     assert masks.shape == (1, 10, 4, 48, 80) and np.isfinite(masks).all()
 
 
