@@ -1,9 +1,19 @@
 """FP16 and INT8 of the tiny TeViT: graphs, manifest, report, runtime runs and accuracy deltas.
 
-Calibration is done once per module on few, short windows (T=2) to stay fast; the runtime runs
-use T=3, a frame count the calibration never saw. Accuracy deltas are asserted with the parity
-budget; when a trained tiny checkpoint exists (``checkpoints/tevit_tiny.pth``, which the session
-export fixture then uses), the AP-delta test runs too.
+Calibration is done once per module on few, short windows (T=3) to stay fast. What each test
+asserts is a property that holds for a sound calibration on any machine (issue 19 §4, measured in
+bench/RESULTS.md "INT8 tests that passed by luck"):
+- the fallback loop guarantees its budget on the windows it measured, on the machine it ran on;
+  so the runtime backend is checked against the budget on the calibration's own held-out windows
+  (same numerics), and on unseen windows of another length only for faithful masks and rankings
+  (mask IoU, top-K agreement) — a 2-window calibration cannot promise the budget everywhere, and
+  the all-INT8 graph of this fixture sits near the budget edge (loss 1.13 here) so the fallback's
+  first decision flips with float rounding between machines;
+- an AP budget is asserted only on data whose AP resolution (one instance crossing one of the ten
+  IoU thresholds) is finer than the budget, and for INT8 on a graph calibrated under that AP
+  budget. 3 val videos (~12 instances, resolution ~0.8 AP) could not resolve a 0.5-point budget.
+When a trained tiny checkpoint exists (``checkpoints/tevit_tiny.pth``, which the session export
+fixture then uses), the AP tests run too.
 """
 
 from __future__ import annotations
@@ -27,10 +37,11 @@ from runtime.backends import OnnxRuntimeBackend
 from runtime.manifest import load_manifest
 
 DATA = "synthetic:tiny:2"
-FAST = {"windows": 2, "eval_windows": 1, "reference_windows": 1, "window_length": 2,
+FAST = {"windows": 3, "eval_windows": 2, "reference_windows": 1, "window_length": 3,
         "block_depth": 1, "progress": False}
-RUNTIME_T = 3
+RUNTIME_T = 4  # unseen windows of a length the calibration never used
 AP_BUDGET = 0.5  # points of YouTube-VIS AP (issue 7)
+AP_VIDEOS = 16
 
 
 def _trained_checkpoint() -> bool:
@@ -48,6 +59,24 @@ def calibrated(tiny_tevit_artifacts, tmp_path_factory):
                                        options=CalibrationOptions(**FAST))
                 for p in ("fp16", "int8")}
     return dest, sections
+
+
+def _held_out(directory):
+    """The calibration's own held-out windows (``calibrate_artifacts`` splits them the same way)."""
+    windows = collect_windows(DATA, load_manifest(directory),
+                              max_windows=FAST["windows"] + FAST["eval_windows"],
+                              length=FAST["window_length"], progress=False)
+    return windows.split(FAST["eval_windows"])[1].windows
+
+
+def _runtime_outputs(manifest, windows):
+    outputs = {}
+    for precision in ("fp32", "fp16", "int8"):
+        backend = OnnxRuntimeBackend(manifest, device="cpu", precision=precision)
+        assert backend.optimization == "extended"  # ENABLE_ALL segfaults on FP16 (docs/runtime.md)
+        with backend:
+            outputs[precision] = [backend.infer(w.frames, w.content_hw) for w in windows]
+    return outputs
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +103,22 @@ def test_manifest_and_report_record_both_graphs(calibrated):
         assert section["runtime_check"]["optimization"] == "extended"
 
 
-def test_runtime_backend_runs_all_graphs_within_parity_budget(calibrated, runtime_windows):
-    manifest = load_manifest(calibrated[0])
-    outputs = {}
-    for precision in ("fp32", "fp16", "int8"):
-        backend = OnnxRuntimeBackend(manifest, device="cpu", precision=precision)
-        assert backend.optimization == "extended"  # ENABLE_ALL segfaults on FP16 (toolchain §4)
-        with backend:
-            outputs[precision] = [backend.infer(w.frames, w.content_hw) for w in runtime_windows]
+def test_runtime_backend_holds_the_budget_the_calibration_measured(calibrated):
+    directory, sections = calibrated
+    outputs = _runtime_outputs(load_manifest(directory), _held_out(directory))
     for precision in ("fp16", "int8"):
         stats = compare_outputs(outputs["fp32"], outputs[precision])
-        assert ParityBudget().loss(stats) <= 1.0, (precision, stats)
-        assert stats.mask_iou > 0.9, (precision, stats)
+        loss = ParityBudget().loss(stats)
+        assert loss <= 1.0, (precision, stats)
+        # the runtime's onnxruntime session computes what the calibration measured
+        assert loss == pytest.approx(sections[precision]["final"]["value"], rel=1e-2, abs=1e-3)
+
+
+def test_runtime_backend_stays_faithful_on_unseen_windows(calibrated, runtime_windows):
+    outputs = _runtime_outputs(load_manifest(calibrated[0]), runtime_windows)
+    for precision in ("fp16", "int8"):
+        stats = compare_outputs(outputs["fp32"], outputs[precision])
+        assert stats.mask_iou > 0.9 and stats.topk_match >= 0.8, (precision, stats)
 
 
 def test_int8_quantizes_only_linear_layers_outside_the_keep_list(calibrated, tiny_tevit_artifacts):
@@ -166,14 +199,24 @@ def test_ap_drop_within_budget_with_trained_tiny_model(calibrated, tmp_path):
     from evaluation.synthetic import generate_dataset
 
     directory, _ = calibrated
-    generate_dataset(tmp_path / "val", preset="val", videos=3, png=False)
+    # 16 short videos: as many frames as 3 val videos, ~4x the instances (finer AP steps)
+    paths = generate_dataset(tmp_path / "val", preset="val", videos=AP_VIDEOS, frames=8, png=False)
+    instances = len(json.loads(paths.annotations.read_text())["annotations"])
+    resolution = 100.0 / (10 * instances)  # one instance across one of the 10 IoU thresholds
+    assert resolution < AP_BUDGET / 2, (instances, resolution)
     check = MetricCheck(YtvisApMetric(tmp_path / "val", directory), directory / "model.onnx",
                         budget_drop=AP_BUDGET)
     assert check.baseline > 5.0, "the trained tiny model should detect the synthetic shapes"
-    for precision in ("fp16", "int8"):
-        drop = check.measure(onnx.load(str(directory / f"model.{precision}.onnx")))
-        assert drop.within_budget, (precision, drop.as_dict())
-    assert np.isfinite(check.baseline)
+    drop = check.measure(onnx.load(str(directory / "model.fp16.onnx")))
+    assert drop.within_budget, ("fp16", drop.as_dict())
+    # INT8 under the AP budget: the graph written is within it, re-measured independently
+    ap_dir = tmp_path / "int8_ap"
+    shutil.copytree(directory, ap_dir)
+    section = calibrate_artifacts(ap_dir, precision="int8", data=DATA, options=CalibrationOptions(
+        **FAST, ap_data=str(tmp_path / "val"), ap_videos=AP_VIDEOS, rank_by="parity"))
+    assert section["final"]["within_budget"], section["final"]
+    again = check.measure(onnx.load(str(ap_dir / "model.int8.onnx")))
+    assert again.within_budget and again.value == pytest.approx(section["final"]["value"], abs=1e-6)
 
 
 def test_percentile_runs_on_the_onnxruntime_engine(calibrated, tmp_path):
