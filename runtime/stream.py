@@ -16,11 +16,15 @@ from __future__ import annotations
 import sys
 
 INTERRUPTED = 130
+# imported up front with Ctrl-C held back (see _import_runtime); onnxruntime is otherwise
+# imported lazily at model load
+HEAVY_MODULES = ("runtime.stream_cli", "runtime.pipeline", "onnxruntime")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     try:
+        _import_runtime()
         from runtime.stream_cli import run
 
         return run(argv)
@@ -28,6 +32,35 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped (Ctrl-C) while starting: nothing was processed, nothing was written",
               file=sys.stderr)
         return INTERRUPTED
+
+
+def _import_runtime() -> None:
+    """Import ``HEAVY_MODULES`` with SIGINT held until they are done, then raise it.
+
+    A KeyboardInterrupt raised inside a C extension's initialisation does not come out as one:
+    onnxruntime's module init reports "ImportError: import numpy failed" after numpy prints a
+    traceback, which would read as a missing package. Holding Ctrl-C for the second or two of
+    imports turns it into a clean exit 130 right after them. An ImportError is left to the code
+    that needs the module (it names the package to install).
+    """
+    import importlib
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread; import on first use instead
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        for name in HEAVY_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def _exit(code: int) -> None:

@@ -204,7 +204,8 @@ def _run(args: argparse.Namespace, source, pipeline, sinks) -> int:
         print(f"error: output {failure.describe()}", file=sys.stderr)
     print(format_summary(pipeline.summary() | {"frames": outcome.frames},
                          wall_s=time.monotonic() - start, interrupted=outcome.interrupted,
-                         failed=outcome.error is not None, outputs=_output_lines(sinks)),
+                         failed=outcome.error is not None or sinks.all_failed,
+                         outputs=_output_lines(sinks)),
           file=sys.stderr)
     if outcome.error is not None or failures:
         return 1

@@ -38,8 +38,9 @@ class StopFlag:
 
 @dataclass
 class StreamOutcome:
-    """What a run did: ``frames`` delivered to the outputs, stopped by Ctrl-C or by ``error``
-    (a processing error; output failures are in the ``SinkGroup``)."""
+    """What a run did: ``frames`` taken by at least one output (every frame when there are
+    none), stopped by Ctrl-C or by ``error`` (a processing error; output failures are in the
+    ``SinkGroup``; the stream also stops once every output has failed)."""
 
     frames: int = 0
     interrupted: bool = False
@@ -60,7 +61,8 @@ def stream(pipeline: Pipeline, source, sinks: SinkGroup, *, max_frames: int | No
     def deliver(result) -> None:
         with pipeline.timer.stage("sinks"):
             sinks.write(result)
-        outcome.frames += 1
+        if not sinks.all_failed:  # a frame no output took is not counted as written
+            outcome.frames += 1
         progress.update(outcome.frames, tracks=pipeline.tracker.num_created,
                         latency_ms=result.latency_ms)
 

@@ -118,6 +118,18 @@ def test_a_failing_output_costs_the_others_nothing(contract_artifacts, tmp_path,
     assert len(failures) == 1  # reported once, then closed
 
 
+def test_when_every_output_failed_the_run_stops(contract_artifacts, tmp_path, capsys):
+    frames, _ = F.make_clip(3)
+    folder = F.write_folder(tmp_path / "mixed", frames)
+    big, _ = F.make_clip(20, size=(120, 200))
+    for i, image in enumerate(big, start=3):
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    assert _run(folder, contract_artifacts, "--json", tmp_path / "r.json") == 1
+    err = capsys.readouterr().err
+    assert "Stopped by an error: 3 frames" in err and "3 frames (FAILED at frame 3)" in err
+    assert all(len(e["segmentations"]) == 3 for e in json.loads((tmp_path / "r.json").read_text()))
+
+
 def test_overlay_that_cannot_be_written_is_refused_up_front(clip_mp4, contract_artifacts,
                                                             tmp_path, capsys):
     events = tmp_path / "e.jsonl"
@@ -287,26 +299,45 @@ def test_ctrl_c_during_model_load_exits_130_without_traceback(clip_mp4, contract
     assert (tmp_path / "e.jsonl").read_text() == "earlier"
 
 
-def test_ctrl_c_at_any_moment_of_a_real_run_exits_130_cleanly(contract_artifacts, tmp_path):
-    """SIGINT at several moments (imports, model load, streaming) of a run long enough to be
-    alive at each: always exit 130, never a traceback."""
+def _maps(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return ""
+
+
+def _lines_in(path: Path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+@pytest.mark.parametrize("moment", ["importing OpenCV", "importing onnxruntime", "streaming"])
+def test_ctrl_c_at_any_moment_of_a_real_run_exits_130_cleanly(contract_artifacts, tmp_path,
+                                                               moment):
+    """SIGINT once the run reaches a moment (a library mapped into the process, or 20 event
+    lines written) of a run long enough to be alive then: exit 130, never a traceback."""
     import signal
     import time
 
     frames, _ = F.make_clip(40)
     long_clip = F.write_mp4(tmp_path / "long.mp4", np.concatenate([frames] * 75))  # 3000 frames
+    events = tmp_path / "e.jsonl"
     repo = Path(__file__).resolve().parents[2]
-    for delay in (0.4, 1.0, 2.5):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.stream", str(long_clip), "--artifacts",
-             str(contract_artifacts), "--device", "cpu", "--quiet", "--events",
-             str(tmp_path / "e.jsonl")],
-            cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)), stderr=subprocess.PIPE,
-            text=True)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 130 and "Traceback" not in stderr, (delay, stderr[-2000:])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.stream", str(long_clip), "--artifacts",
+         str(contract_artifacts), "--device", "cpu", "--quiet", "--events", str(events)],
+        cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)), stderr=subprocess.PIPE, text=True)
+    reached = {"importing OpenCV": lambda: "cv2" in _maps(proc.pid),
+               "importing onnxruntime": lambda: "onnxruntime" in _maps(proc.pid),
+               "streaming": lambda: _lines_in(events) >= 20}[moment]
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not reached() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "the run ended before the moment was reached"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    if moment == "streaming":
+        assert f"Stopped (Ctrl-C): {len(_lines(events))} frames" in stderr
 
 
 def test_summary_after_an_error_counts_written_frames_only(contract_artifacts, tmp_path, capsys):
