@@ -91,7 +91,6 @@ def export_artifacts(
     written to the manifest) when onnxruntime and PyTorch disagree beyond tolerance.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = checkpoint or default_checkpoint(name, preset)
     if checkpoint is None:
         log.warning("no checkpoint for %s/%s: exporting a seeded random init — outputs are "
@@ -104,6 +103,7 @@ def export_artifacts(
         if not hasattr(model, "use_roi_align"):
             raise ExportError(f"--roi-align applies to models with RoIAlign (TeViT), not {name}")
         model.use_roi_align(roi_align)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused checkpoint leaves no folder
     manifest_path = out_dir / "manifest.json"
     manifest_path.unlink(missing_ok=True)  # never leave a manifest that describes an old file
     onnx_path = out_dir / "model.onnx"

@@ -28,8 +28,9 @@ from runtime.errors import ConfigError, FrameSizeError
 from runtime.instances import decode_outputs
 from runtime.manifest import load_manifest
 from runtime.results import FrameResult
+from runtime.settings import check_fraction
 from runtime.sources import FrameSource, open_source
-from runtime.sources.base import bgr_to_rgb
+from runtime.sources.base import to_rgb_frame
 from runtime.timing import StageTimer
 from runtime.tracking import Tracker
 from runtime.tracking.ifc_official import OFFICIAL_WINDOW, NearOnlineTracker
@@ -76,6 +77,8 @@ class Pipeline:
         _check_choice("mode", mode, MODES)
         _check_choice("mask_format", mask_format, MASK_FORMATS)
         _check_choice("size_change", size_change, SIZE_CHANGE_POLICIES)
+        check_fraction("score_threshold", score_threshold)
+        self._closed = False
         self.manifest = load_manifest(artifacts)
         length = window if window is not None else self.manifest.window[0]
         stride = stride if stride is not None else self.manifest.window[1]
@@ -122,6 +125,7 @@ class Pipeline:
         frames are flushed. If you stop iterating early, call ``flush()`` for the frames still
         pending.
         """
+        self._check_open()
         self.reset()
         owned = not isinstance(source, FrameSource)
         src = open_source(source) if owned else source
@@ -149,27 +153,29 @@ class Pipeline:
                 bgr: bool = False) -> list[FrameResult]:
         """Feed frames from your own capture loop; return the results that became final.
 
-        ``frames``: one uint8 ``[H, W, 3]`` image or a sequence of them (RGB, or BGR with
-        ``bgr=True``). Timestamps are wall-clock seconds since the first frame. Call
-        ``flush()`` at the end of the stream.
+        ``frames``: one image or a sequence of them (a list, or an array ``[N, H, W, C]``), each
+        uint8 ``[H, W, 3]`` RGB (BGR with ``bgr=True``); grey ``[H, W]``/``[H, W, 1]`` is
+        replicated to RGB and the alpha of ``[H, W, 4]`` dropped. Every frame is checked before
+        any is taken: a ``ValueError`` leaves the pipeline as it was. Timestamps are wall-clock
+        seconds since the first frame. Call ``flush()`` at the end of the stream.
         """
-        if isinstance(frames, np.ndarray) and frames.ndim == 3:
-            frames = [frames]
-        now = time.monotonic()
-        self._clock_start = now if self._clock_start is None else self._clock_start
+        self._check_open()
+        images = [to_rgb_frame(image, bgr=bgr) for image in _frame_list(frames)]
         results: list[FrameResult] = []
-        for image in frames:
-            if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
-                raise ValueError("process() expects uint8 [H, W, 3] images, got "
-                                 f"{getattr(image, 'dtype', type(image))} "
-                                 f"{getattr(image, 'shape', '')}")
-            rgb = bgr_to_rgb(image) if bgr else image
-            frame = Frame(self.frames_in, time.monotonic() - self._clock_start, rgb)
-            results.extend(self._push(frame))
+        try:
+            for image in images:
+                now = time.monotonic()
+                self._clock_start = now if self._clock_start is None else self._clock_start
+                frame = Frame(self.frames_in, now - self._clock_start, image)
+                results.extend(self._push(frame))
+        except Exception:
+            self._outbox.extend(results)  # final results of this call come from flush()
+            raise
         return results
 
     def flush(self) -> list[FrameResult]:
         """End of stream: run the final (end-aligned) window and return every pending frame."""
+        self._check_open()
         results = list(self._outbox)
         self._outbox.clear()
         return results + self._flush_windows()
@@ -187,7 +193,15 @@ class Pipeline:
                 "stages": self.timer.summary(self.frames_out)}
 
     def close(self) -> None:
-        self.backend.deactivate()
+        """Release the model; safe to call twice. The pipeline cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True
+            self.backend.deactivate()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("pipeline is closed (close() released the model); create a new "
+                               "Pipeline to process more frames")
 
     def __enter__(self) -> Pipeline:
         return self
@@ -302,6 +316,16 @@ def default_tracker(mode: str) -> Tracker:
     if mode == "benchmark":
         return Tracker(continue_score=0.01, birth_score=0.05)
     return Tracker()
+
+
+def _frame_list(frames) -> list:
+    """One image (an array of up to 3 dimensions, or anything not iterable) -> [it]; a list,
+    tuple, iterable or array ``[N, ...]`` -> its items."""
+    if isinstance(frames, np.ndarray):
+        return [frames] if frames.ndim <= 3 else list(frames)
+    if isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable):
+        return [frames]
+    return list(frames)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -64,11 +64,15 @@ class Progress:
             self.stream.flush()
 
 
-def format_summary(summary: dict, *, wall_s: float, interrupted: bool = False) -> str:
-    """Human-readable summary: frames, tracks, latency, frames/s per stage."""
+def format_summary(summary: dict, *, wall_s: float, interrupted: bool = False,
+                   failed: bool = False, outputs: list[str] | tuple[str, ...] = ()) -> str:
+    """Human-readable summary: frames, tracks, latency, frames/s per stage, then one line per
+    output (``outputs``). ``summary["frames"]`` must count frames that reached the outputs;
+    ``failed``: a processing error ended the run."""
     frames = summary["frames"]
+    status = "Stopped by an error" if failed else "Stopped (Ctrl-C)" if interrupted else "Done"
     lines = [
-        f"{'Stopped (Ctrl-C)' if interrupted else 'Done'}: {frames} frames in {wall_s:.1f} s "
+        f"{status}: {frames} frames in {wall_s:.1f} s "
         f"({frames / max(wall_s, 1e-9):.1f} frames/s end to end), {summary['tracks']} tracks",
         f"Latency per frame: mean {summary['latency_mean_ms']:.1f} ms, "
         f"p95 {summary['latency_p95_ms']:.1f} ms",
@@ -77,4 +81,5 @@ def format_summary(summary: dict, *, wall_s: float, interrupted: bool = False) -
     for name, stats in summary["stages"].items():
         lines.append(f"{name:<10} {stats['total_s']:8.2f} {stats['mean_ms']:8.2f} "
                      f"{stats['p95_ms']:8.2f} {stats['fps']:9.1f}")
+    lines += [f"output {line}" for line in outputs]
     return "\n".join(lines)

@@ -1,209 +1,84 @@
 """``python -m runtime.stream SOURCE --artifacts DIR``: stream a source through a VIS model.
 
-Exit codes: 0 done, 1 error while processing (finished frames are still written), 2 bad
-arguments / source / artifact / output path (nothing processed), 130 stopped with Ctrl-C
-(every frame processed so far is written; a second Ctrl-C aborts at once).
+Exit codes: 0 done; 1 error while processing or an output failed (every frame processed is
+still written to the healthy outputs; the failure is named); 2 bad setting, source, artifact or
+output path (refused before the first frame: nothing processed, earlier outputs untouched);
+130 stopped with Ctrl-C (every frame processed so far is written; a second Ctrl-C aborts at
+once; Ctrl-C while starting exits at once and writes nothing).
+
+This module imports only ``sys`` when it loads; the command line (``runtime.stream_cli``) and the
+runtime (OpenCV, onnxruntime, SciPy) are imported inside ``main``, so Ctrl-C at any moment after
+Python's own start-up ends with exit 130 and no traceback.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import signal
 import sys
-import time
 
-from runtime.errors import (
-    ArtifactError,
-    BackendUnavailableError,
-    ConfigError,
-    ManifestError,
-    SinkError,
-    SourceError,
-)
-from runtime.pipeline import MODES, SIZE_CHANGE_POLICIES, Pipeline
-from runtime.progress import Progress, format_summary
-from runtime.sinks import (
-    DisplaySink,
-    JsonlEventSink,
-    OverlayVideoSink,
-    Sink,
-    YtvisJsonSink,
-    ensure_writable,
-)
-from runtime.sources import open_source
-
-log = logging.getLogger("runtime.stream")
-SETUP_ERRORS = (SourceError, ManifestError, ArtifactError, ConfigError, BackendUnavailableError,
-                SinkError)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runtime.stream", description=__doc__.split("\n")[0])
-    p.add_argument("source", help="camera index (0, camera0), video file, rtsp:// or http:// "
-                   "URL, image folder, or a quoted glob")
-    p.add_argument("--artifacts", required=True, help="artifact directory with manifest.json")
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
-                   help="onnxruntime execution provider (default: CUDA if present, else CPU)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    p.add_argument("--window", type=int, help="frames per window T (default: manifest)")
-    p.add_argument("--stride", type=int, help="step S between windows, 1 <= S < T")
-    p.add_argument("--out", help="overlay video (.mp4) with masks, boxes, IDs and scores")
-    p.add_argument("--json", help="YouTube-VIS results JSON")
-    p.add_argument("--events", help="JSONL file, one line per frame")
-    p.add_argument("--show", action="store_true", help="display frames (needs GUI OpenCV)")
-    p.add_argument("--max-frames", type=int, help="stop after N frames")
-    p.add_argument("--score", type=float, default=0.3, help="deployment-mode score threshold")
-    p.add_argument("--mode", default="deployment", choices=MODES)
-    p.add_argument("--overlap", default="average", choices=["average", "latest"],
-                   help="output of frames covered by several windows")
-    p.add_argument("--on-size-change", default="reletterbox", choices=SIZE_CHANGE_POLICIES)
-    p.add_argument("--video-id", type=int, default=1, help="video_id written to --json")
-    p.add_argument("--fps", type=float, help="frame rate for image folders and the overlay")
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
-    p.add_argument("--tracker", default="default", choices=["default", "ifc-official"],
-                   help="post-tracker: ours (default) or IFC's official near-online linking "
-                        "(use with --window 5 --stride 1)")
-    p.add_argument("--stages", default="auto", choices=["auto", "one", "two"],
-                   help="onnxruntime: use the two-stage export (per-frame features computed once "
-                        "across overlapping windows) when the manifest lists one (auto), never "
-                        "(one) or always (two)")
-    p.add_argument("--quiet", action="store_true", help="no progress output or info logs")
-    return p
-
-
-def open_sinks(args, *, num_classes: int, fps: float) -> list[Sink]:
-    sinks: list[Sink] = []
-    try:
-        if args.show:
-            sinks.append(DisplaySink())
-        if args.out:
-            sinks.append(OverlayVideoSink(args.out, fps=fps))
-        if args.json:
-            sinks.append(YtvisJsonSink(args.json, num_classes=num_classes,
-                                       video_id=args.video_id, mode=args.mode))
-        if args.events:
-            sinks.append(JsonlEventSink(args.events))
-    except Exception:
-        close_sinks(sinks)
-        raise
-    return sinks
-
-
-def close_sinks(sinks: list[Sink]) -> None:
-    for sink in sinks:
-        try:
-            sink.close()
-        except Exception as err:  # one failing sink must not stop the others from flushing
-            log.error("closing %s failed: %s", type(sink).__name__, err)
-
-
-class _StopFlag:
-    """First SIGINT asks for a clean stop (and wakes a reconnecting source); the second one
-    raises KeyboardInterrupt."""
-
-    def __init__(self, source) -> None:
-        self.set = False
-        self._source = source
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.set = True
-        if hasattr(self._source, "request_stop"):
-            self._source.request_stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        log.warning("Ctrl-C: finishing pending frames and flushing outputs (again to abort)")
-
-    def restore(self) -> None:
-        signal.signal(signal.SIGINT, self._previous)
-
-
-def stream(pipeline: Pipeline, source, sinks: list[Sink], *, max_frames: int | None,
-           progress: Progress) -> bool:
-    """Run ``source`` through the pipeline into ``sinks``; True when stopped by Ctrl-C/q."""
-    stop = _StopFlag(source)
-    display = next((s for s in sinks if isinstance(s, DisplaySink)), None)
-    results = pipeline.run(source, max_frames=max_frames)
-
-    def deliver(result) -> None:
-        with pipeline.timer.stage("sinks"):
-            for sink in sinks:
-                sink.write(result)
-        progress.update(pipeline.frames_out, tracks=pipeline.tracker.num_created,
-                        latency_ms=result.latency_ms)
-
-    try:
-        try:
-            for result in results:
-                deliver(result)
-                if stop.set or (display is not None and display.stop_requested):
-                    break
-            else:
-                return stop.set  # the source ended, possibly because Ctrl-C stopped it
-        except (RuntimeError, ValueError):
-            _salvage(pipeline, deliver)
-            raise
-        results.close()  # stops reading the source; the frames read so far are still pending
-        for result in pipeline.flush():
-            deliver(result)
-        return True
-    finally:
-        stop.restore()
-        progress.finish()
-
-
-def _salvage(pipeline: Pipeline, deliver) -> None:
-    """After a processing error, still deliver the frames that were pending (best effort)."""
-    try:
-        for result in pipeline.flush():
-            deliver(result)
-    except Exception as err:
-        log.error("could not flush the pending frames after the error: %s", err)
+INTERRUPTED = 130
+# imported up front with Ctrl-C held back (see _import_runtime); onnxruntime is otherwise
+# imported lazily at model load
+HEAVY_MODULES = ("runtime.stream_cli", "runtime.pipeline", "onnxruntime")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     try:
-        for path in (args.out, args.json, args.events):
-            if path:
-                ensure_writable(path)  # fail before loading anything
-        source = open_source(args.source, fps=args.fps)
-        pipeline = Pipeline(args.artifacts, backend=args.backend, device=args.device,
-                            precision=args.precision, window=args.window, stride=args.stride,
-                            mode=args.mode, overlap=args.overlap, score_threshold=args.score,
-                            size_change=args.on_size_change, keep_images=bool(args.out or args.show),
-                            threads=args.threads, stages=args.stages, tracker=args.tracker)
-        sinks = open_sinks(args, num_classes=len(pipeline.class_names),
-                           fps=args.fps or source.fps)
-    except SETUP_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    total = source.total_frames
-    if args.max_frames is not None and total is not None:
-        total = min(total, args.max_frames)
-    progress = Progress(total=total if not source.is_live else None,
-                        label=source.description, enabled=not args.quiet)
-    start, code, interrupted = time.monotonic(), 0, False
-    try:
-        interrupted = stream(pipeline, source, sinks, max_frames=args.max_frames,
-                             progress=progress)
-    except (RuntimeError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        code = 1
+        _import_runtime()
+        from runtime.stream_cli import run
+
+        return run(argv)
     except KeyboardInterrupt:
-        print("aborted (second Ctrl-C): pending frames dropped, outputs closed", file=sys.stderr)
-        code = 130
+        print("stopped (Ctrl-C) while starting: nothing was processed, nothing was written",
+              file=sys.stderr)
+        return INTERRUPTED
+
+
+def _import_runtime() -> None:
+    """Import ``HEAVY_MODULES`` with SIGINT held until they are done, then raise it.
+
+    A KeyboardInterrupt raised inside a C extension's initialisation does not come out as one:
+    onnxruntime's module init reports "ImportError: import numpy failed" after numpy prints a
+    traceback, which would read as a missing package. Holding Ctrl-C for the second or two of
+    imports turns it into a clean exit 130 right after them. An ImportError is left to the code
+    that needs the module (it names the package to install).
+    """
+    import importlib
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread; import on first use instead
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        for name in HEAVY_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
     finally:
-        close_sinks(sinks)
-        source.close()
-        pipeline.close()
-    print(format_summary(pipeline.summary(), wall_s=time.monotonic() - start,
-                         interrupted=interrupted), file=sys.stderr)
-    return 130 if interrupted and code == 0 else code
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code``. After Ctrl-C, leave through ``os._exit``: CPython marks a
+    KeyboardInterrupt that passed through a C-level ``PyRun_*`` call (SciPy's compiled modules
+    run code that way while importing) as unhandled even when Python code caught it, and then
+    kills the process with SIGINT at exit (Modules/main.c ``Py_RunMain`` -> ``exit_sigint``),
+    turning our clean 130 into a signal death. Every output is closed by then."""
+    if code == INTERRUPTED:
+        import logging
+        import os
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -148,3 +148,28 @@ def engine_feeds(input_names, frames: np.ndarray, content_hw: np.ndarray | None)
 
     def deactivate_impl(self) -> None:
         raise NotImplementedError
+
+
+# name -> (dtype, dims) of the contract outputs (docs/contract.md); letters are resolved by
+# ``contract_outputs``: B and T stay free, K and D come from the manifest, H/4 and W/4 from its input
+CONTRACT_OUTPUTS = {
+    "scores": ("float32", ("B", "K")),
+    "labels": ("int32", ("B", "K")),
+    "masks": ("float32", ("B", "K", "T", "H/4", "W/4")),
+    "boxes": ("float32", ("B", "K", "T", 4)),
+    "embeddings": ("float32", ("B", "K", "D")),
+    "query_index": ("int32", ("B", "K")),
+}
+
+
+def contract_outputs(manifest: Manifest) -> dict[str, tuple[np.dtype, tuple[int | None, ...], str]]:
+    """name -> (dtype, dims with None where free (B, T), text such as ``float32 [B, K, D]``)."""
+    h, w = manifest.input_hw
+    sizes = {"K": manifest.data["outputs"]["K"], "D": manifest.data["outputs"]["embedding_dim"],
+             "H/4": h // 4, "W/4": w // 4}
+    specs = {}
+    for name, (dtype, dims) in CONTRACT_OUTPUTS.items():
+        resolved = tuple(d if isinstance(d, int) else sizes.get(d) for d in dims)
+        shown = ", ".join(str(sizes[d]) if d in ("H/4", "W/4") else str(d) for d in dims)
+        specs[name] = (np.dtype(dtype), resolved, f"{dtype} [{shown}]")
+    return specs

@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from runtime.backends.base import OUTPUT_NAMES, Backend, engine_feeds
+from runtime.backends.base import OUTPUT_NAMES, Backend, contract_outputs, engine_feeds
 from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
-from runtime.manifest import Manifest
+from runtime.manifest import CONTENT_HW, FRAMES, Manifest
 
 log = logging.getLogger("runtime.backends")
 
@@ -89,28 +89,91 @@ def open_session(manifest: Manifest, entry: dict, *, device: str = "auto",
     return session
 
 
-def check_session_io(manifest: Manifest, input_session, output_session) -> None:
-    """Compare sessions' I/O with the manifest: ``input_session`` takes uint8 ``frames`` at the
-    manifest's fixed H and W, ``output_session`` gives the DESIGN §4 outputs (the same session
-    for a one-graph model; the frame and clip stages of a two-stage one)."""
-    inputs = {i.name: i for i in input_session.get_inputs()}
-    outputs = {o.name for o in output_session.get_outputs()}
-    if "frames" not in inputs:
+ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+             "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint8)": "uint8"}
+
+
+def _dims(shape) -> tuple:
+    """onnxruntime shape (ints, symbolic names, None) -> ints, None where not fixed."""
+    return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)
+
+
+def _shown(node) -> str:
+    dims = ", ".join("?" if d is None else str(d) for d in node.shape)
+    return f"{node.type} [{dims}]"
+
+
+def check_session_io(manifest: Manifest, stages: list[tuple[dict, object]]) -> None:
+    """Compare onnxruntime sessions with the manifest on activation, before any frame.
+
+    ``stages``: ``[(entry, session)]`` in data-flow order, the one-graph model or the frame and
+    clip stages. Checks each session's inputs against its entry's declared ``inputs`` (so a
+    declared ``content_hw`` and the graph agree), the first session's uint8 ``frames`` at the
+    manifest's H and W, a stage's outputs against the next stage's inputs, and the last
+    session's outputs against the contract: names, dtypes, K, D and the mask size.
+    """
+    for entry, session in stages:
+        _check_declared_inputs(manifest, entry, session)
+    _check_frames_input(manifest, stages[0][1])
+    for (entry, session), (next_entry, _) in zip(stages, stages[1:]):
+        produced = [o.name for o in session.get_outputs()]
+        features = [n for n in manifest.entry_inputs(next_entry) if n != CONTENT_HW]
+        if produced != list(entry.get("outputs", produced)) or produced != features:
+            raise ArtifactError(
+                f"{manifest.directory}: the frame stage {entry['file']} gives {produced}, the "
+                f"manifest says {entry.get('outputs')} and the clip stage takes {features}; "
+                "re-export both stages together (make export)")
+    _check_outputs(manifest, stages[-1][1])
+
+
+def _check_declared_inputs(manifest: Manifest, entry: dict, session) -> None:
+    declared = manifest.entry_inputs(entry)
+    inputs = {i.name: i for i in session.get_inputs()}
+    if list(inputs) != declared:
+        raise ArtifactError(
+            f"{manifest.directory}: manifest declares inputs {declared} for {entry['file']} but "
+            f"the engine takes {list(inputs)}; artifact and manifest.json disagree: re-export "
+            "(make export) so that both come from one export")
+    if CONTENT_HW in inputs:
+        node = inputs[CONTENT_HW]
+        dims = _dims(node.shape)
+        if node.type != "tensor(int32)" or len(dims) != 2 or dims[1] not in (None, 2):
+            raise ArtifactError(f"{entry['file']}: input content_hw is {_shown(node)}, the "
+                                "contract says int32 [B, 2]; re-export with the current exporter")
+
+
+def _check_frames_input(manifest: Manifest, session) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    if FRAMES not in inputs:
         raise ArtifactError(f"engine input is {sorted(inputs)}, manifest contract needs "
                             "'frames'; re-export with the current exporter")
-    frames = inputs["frames"]
+    frames = inputs[FRAMES]
     h, w = manifest.input_hw
-    shape_hw = list(frames.shape[2:4]) if len(frames.shape) == 5 else None
-    fixed_hw_ok = shape_hw is not None and all(
-        not isinstance(d, int) or d == want for d, want in zip(shape_hw, (h, w), strict=True)
-    )
+    dims = _dims(frames.shape)
+    fixed_hw_ok = len(dims) == 5 and all(d is None or d == want
+                                         for d, want in zip(dims[2:], (h, w, 3), strict=True))
     if frames.type != "tensor(uint8)" or not fixed_hw_ok:
         raise ArtifactError(f"engine input frames is {frames.type} {frames.shape}, manifest "
                             f"says uint8 [B, T, {h}, {w}, 3]; artifact and manifest disagree")
+
+
+def _check_outputs(manifest: Manifest, session) -> None:
+    outputs = {o.name: o for o in session.get_outputs()}
     missing = [n for n in OUTPUT_NAMES if n not in outputs]
     if missing:
         raise ArtifactError(f"engine outputs lack {missing} (has {sorted(outputs)}); "
                             "re-export with the current exporter")
+    k, d = manifest.data["outputs"]["K"], manifest.data["outputs"]["embedding_dim"]
+    for name, (dtype, want, text) in contract_outputs(manifest).items():
+        node = outputs[name]
+        dims = _dims(node.shape)
+        shape_ok = len(dims) == len(want) and all(
+            a is None or b is None or a == b for a, b in zip(dims, want, strict=True))
+        if ORT_TYPES.get(node.type) != dtype.name or not shape_ok:
+            raise ArtifactError(
+                f"engine output {name} is {_shown(node)}; manifest.json says {text} with K={k}, "
+                f"D={d} (input {manifest.input_hw[0]}x{manifest.input_hw[1]}): artifact and "
+                "manifest disagree; re-export the model (make export) or correct manifest.json")
 
 
 class OnnxRuntimeBackend(Backend):
@@ -142,7 +205,8 @@ class OnnxRuntimeBackend(Backend):
                                     device=self.device, optimization=self.optimization,
                                     threads=self.threads)
         self.providers = self.session.get_providers()
-        check_session_io(self.manifest, self.session, self.session)
+        entry = self.manifest.artifact("onnx", self.precision)
+        check_session_io(self.manifest, [(entry, self.session)])
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def infer_impl(self, frames: np.ndarray, content_hw: np.ndarray) -> dict[str, np.ndarray]:

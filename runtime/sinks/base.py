@@ -1,4 +1,8 @@
-"""Sink interface (``write(result)``, ``close()``), the writability probe and a callback sink."""
+"""Sink interface (``write(result)``, ``close()``), the writability probe and a callback sink.
+
+File sinks never truncate or replace an earlier output before they have a frame to write: a
+run that fails before its first result leaves every earlier output as it was.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from pathlib import Path
 from runtime.errors import SinkError
 from runtime.results import FrameResult
 
+TEMP_SUFFIX = ".tmp"
+
 
 class Sink:
     """Receives every final ``FrameResult`` in frame order; ``close()`` flushes everything."""
@@ -17,7 +23,8 @@ class Sink:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Flush and release; safe to call twice."""
+        """Flush and release; safe to call twice. Raises ``SinkError`` when the output could
+        not be finalised."""
 
     def __enter__(self) -> Sink:
         return self
@@ -26,11 +33,19 @@ class Sink:
         self.close()
 
 
-def ensure_writable(path: str | Path) -> Path:
+def temp_path(path: str | Path) -> Path:
+    """The temporary file a sink writes before replacing ``path`` with it atomically."""
+    path = Path(path)
+    return path.with_name(path.name + TEMP_SUFFIX)
+
+
+def ensure_writable(path: str | Path, *, temp_for: Path | None = None) -> Path:
     """Fail now (``SinkError``) if ``path`` cannot be written, before any processing starts.
 
     Probes by opening the file for appending (then removes it if the probe created it), so
-    read-only file systems, missing folders and permissions are all caught.
+    read-only file systems and folders, missing folders and permissions are all caught; the
+    content of an existing file is not touched. ``temp_for``: ``path`` is the temporary file
+    that will replace that output (the message says so).
     """
     path = Path(path)
     if path.is_dir():
@@ -40,12 +55,20 @@ def ensure_writable(path: str | Path) -> Path:
         with open(path, "ab"):
             pass
     except OSError as err:
-        hint = ("create the folder first" if not path.parent.exists()
-                else "choose a writable location")
-        raise SinkError(f"cannot write output {path}: {err.strerror or err}; {hint}") from err
+        raise SinkError(_refusal(path, err.strerror or str(err), temp_for)) from err
     if not existed:
         os.unlink(path)
     return path
+
+
+def _refusal(path: Path, reason: str, temp_for: Path | None) -> str:
+    if not path.parent.exists():
+        return f"cannot write output {path}: {reason}; create the folder first"
+    if temp_for is not None:
+        return (f"cannot create {path}, the temporary file that replaces {temp_for} when the "
+                f"run ends: {reason}; the folder {path.parent} must be writable (not only "
+                f"{temp_for.name}), or choose another location")
+    return f"cannot write output {path}: {reason}; choose a writable location"
 
 
 class CallbackSink(Sink):

@@ -6,7 +6,9 @@ official loader ignores the extra ``track_id``; evaluation.track_eval uses it) w
 the video length. Benchmark mode writes the top-K (track, class) pairs by mean class score over
 the frames where the track is present (a track may appear with several categories);
 deployment mode writes one entry per track with its label. Masks are kept as RLE in memory
-until ``close()``, so this sink is for finite videos.
+until ``close()``, so this sink is for finite videos. ``close()`` writes ``<name>.tmp`` and
+renames it over the output (never when no frame arrived); its folder must be writable, which is
+checked at construction.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from runtime import rle as rle_codec
-from runtime.errors import ConfigError, FrameSizeError
+from runtime.errors import ConfigError, FrameSizeError, SinkError
 from runtime.results import FrameResult
-from runtime.sinks.base import Sink, ensure_writable
+from runtime.sinks.base import Sink, ensure_writable, temp_path
 
 log = logging.getLogger("runtime.sinks")
 
@@ -53,6 +55,7 @@ class YtvisJsonSink(Sink):
         if category_ids is not None and len(category_ids) != num_classes:
             raise ConfigError(f"{len(category_ids)} category ids for {num_classes} classes")
         self.path = ensure_writable(path)
+        self.temp_path = ensure_writable(temp_path(self.path), temp_for=self.path)
         self.video_id, self.mode, self.top_k = video_id, mode, top_k
         self.category_ids = list(category_ids or range(1, num_classes + 1))
         self._tracks: dict[int, _TrackLog] = {}
@@ -99,12 +102,20 @@ class YtvisJsonSink(Sink):
         if self._closed:
             return
         self._closed = True
+        if self.length == 0:
+            log.info("%s: no frame reached the YTVIS sink; the file is left as it was",
+                     self.path)
+            return
         entries = self.entries()
         if not entries:
             log.warning("%s: no predictions; the official YTVIS loader rejects an empty list",
                         self.path)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(entries))
-        os.replace(tmp, self.path)
+        try:
+            self.temp_path.write_text(json.dumps(entries))
+            os.replace(self.temp_path, self.path)
+        except OSError as err:
+            self.temp_path.unlink(missing_ok=True)
+            raise SinkError(f"cannot write {self.path}: {err.strerror or err}; the YTVIS "
+                            f"results of {self.length} frames are lost (earlier file kept)") from err
         log.info("wrote %d YTVIS entries over %d frames to %s", len(entries), self.length,
                  self.path)

@@ -1,6 +1,7 @@
 """Live sources (camera index, rtsp:// or http:// stream) with reconnect and backoff.
 
-When frames stop (camera unplugged, stream stalled), the capture is released and reopened after
+A source that cannot be opened at start is retried with the same backoff (``max_attempts``
+retries, CLI ``--reconnect N``) before ``SourceError``. When frames stop (camera unplugged, stream stalled), the capture is released and reopened after
 exponentially growing delays; frame indices continue across reconnects. After
 ``max_attempts`` failed reopen attempts the source stops cleanly (``disconnected`` is set) so the
 pipeline flushes every finished frame to its sinks (DESIGN §8).
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 
 from runtime.errors import ConfigError, SourceError
-from runtime.sources.base import FrameSource, bgr_to_rgb
+from runtime.sources.base import FrameSource, bgr_to_rgb, metadata_fps
 from runtime.types import Frame
 
 log = logging.getLogger("runtime.sources")
@@ -31,8 +32,10 @@ STREAM_TIMEOUT_MS = 5000  # FFmpeg open/read timeout for network streams
 class ReconnectPolicy:
     """Backoff for live sources: delay k is ``min(initial_delay_s * 2**k, max_delay_s)``.
 
-    ``max_attempts`` failed reopen attempts in a row end the stream (0: stop at the first loss).
-    More attempts ride out longer outages at the cost of a later final flush.
+    ``max_attempts`` failed reopen attempts in a row end the stream (0: stop at the first loss),
+    and as many retries are made when the first open fails (0: fail at once). More attempts
+    ride out longer outages at the cost of a later final flush. The default (8 attempts, 0.5 s
+    doubling to 8 s) waits about 40 s in all.
     """
 
     initial_delay_s: float = 0.5
@@ -84,24 +87,38 @@ class LiveSource(FrameSource):
         self._factory, self._clock = capture_factory, clock
         self._sleep = sleep or self._stop.wait
         self.reconnects = 0
-        self._capture = self._factory(target)
-        if not self._capture.isOpened():
-            self._capture.release()
-            raise SourceError(self._open_error())
-        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 30.0
+        self._capture = self._open_first()
+        self.reconnects = 0  # retries at start are not reconnects
+        self.fps = metadata_fps(self._capture.get(cv2.CAP_PROP_FPS), self.description)
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         # An http URL of a finite file reports its length: end of file is then end of stream.
         self.finite = count > 0 and not isinstance(target, int)
         self.total_frames = count if self.finite else None
 
+    def _open_first(self):
+        capture = self._factory(self.target)
+        if capture.isOpened():
+            return capture
+        capture.release()
+        if self.reconnect.max_attempts:
+            log.warning("%s: cannot open it; retrying up to %d times (--reconnect)",
+                        self.description, self.reconnect.max_attempts)
+        capture = self._reopen()
+        if capture is None:
+            raise SourceError(self._open_error())
+        return capture
+
     def _open_error(self) -> str:
+        n = self.reconnect.max_attempts
+        tried = (f"after {n} retr{'y' if n == 1 else 'ies'} (--reconnect N sets how many, "
+                 f"{ReconnectPolicy.max_attempts} by default)")
         if isinstance(self.target, int):
-            return (f"cannot open camera {self.target}: no such device, in use by another "
-                    "program, or no permission (check `ls /dev/video*` and `v4l2-ctl "
+            return (f"cannot open camera {self.target} {tried}: no such device, in use by "
+                    "another program, or no permission (check `ls /dev/video*` and `v4l2-ctl "
                     "--list-devices`)")
-        return (f"cannot open stream {self.target}: unreachable, wrong URL or credentials, or "
-                f"no answer within {STREAM_TIMEOUT_MS / 1000:.0f} s; test it with "
-                "`ffprobe URL`")
+        return (f"cannot open stream {self.target} {tried}: unreachable, wrong URL or "
+                f"credentials, or no answer within {STREAM_TIMEOUT_MS / 1000:.0f} s; test it "
+                "with `ffprobe URL`")
 
     def __iter__(self) -> Iterator[Frame]:
         index, start = 0, None
@@ -132,7 +149,7 @@ class LiveSource(FrameSource):
             capture = self._factory(self.target)
             if capture.isOpened():
                 self.reconnects += 1
-                log.info("%s: reconnected (attempt %d)", self.description, attempt)
+                log.info("%s: opened (attempt %d)", self.description, attempt)
                 return capture
             capture.release()
         return None

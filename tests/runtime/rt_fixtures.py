@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from runtime.manifest import sha256_file, write_manifest
 
 CLASSES = ["red", "green", "blue"]
+OUTPUTS = ("scores", "labels", "masks", "boxes", "embeddings", "query_index")
 COLOURS = {0: (230, 30, 30), 1: (30, 230, 30), 2: (30, 30, 230)}  # RGB per instance/class
 
 
@@ -61,15 +63,18 @@ def _box_nodes() -> list[onnx.NodeProto]:
     return nodes
 
 
-def build_contract_graph(height: int, width: int, *, fixed_frames: int | None = None
-                         ) -> onnx.ModelProto:
-    """The DESIGN §4 contract graph (K=3, D=4) for input ``[B, T, height, width, 3]``."""
-    h4, w4 = height // 4, width // 4
+def build_contract_graph(height: int, width: int, *, fixed_frames: int | None = None,
+                         mask_stride: int = 4) -> onnx.ModelProto:
+    """The DESIGN §4 contract graph (K=3, D=4) for input ``[B, T, height, width, 3]``.
+
+    ``mask_stride`` other than 4 breaks the contract on purpose (masks at 1/stride)."""
+    s = mask_stride
+    h4, w4 = height // s, width // s
     t_dim = fixed_frames if fixed_frames else "T"
     consts = [
         _const("c128", np.array(128, np.float32)), _const("c01", np.array(0.1, np.float32)),
         _const("zero", np.array(0, np.float32)), _const("one", np.array(1, np.float32)),
-        _const("half", np.array(0.5, np.float32)), _const("four", np.array(4, np.float32)),
+        _const("half", np.array(0.5, np.float32)), _const("four", np.array(s, np.float32)),
         _const("ax234", np.array([2, 3, 4], np.int64)), _const("ax3", np.array([3], np.int64)),
         _const("ax4", np.array([4], np.int64)), _const("axlast", np.array([-1], np.int64)),
         _const("ax2", np.array([2], np.int64)),
@@ -84,8 +89,8 @@ def build_contract_graph(height: int, width: int, *, fixed_frames: int | None = 
         helper.make_node("Sub", ["xt", "c128"], ["xc"]),
         helper.make_node("Mul", ["xc", "c01"], ["xs_"]),
         helper.make_node("Sigmoid", ["xs_"], ["prob"]),
-        helper.make_node("AveragePool", ["prob"], ["masks"], kernel_shape=[1, 4, 4],
-                         strides=[1, 4, 4]),
+        helper.make_node("AveragePool", ["prob"], ["masks"], kernel_shape=[1, s, s],
+                         strides=[1, s, s]),
         helper.make_node("ReduceMax", ["masks", "ax234"], ["scores"], keepdims=0),  # [B,K]
         helper.make_node("Mul", ["scores", "zero"], ["zeros_bk"]),
         helper.make_node("Add", ["zeros_bk", "klabels"], ["labels_f"]),
@@ -134,6 +139,46 @@ def build_contract_artifacts(directory: Path, *, height: int = 64, width: int = 
         "source": {"checkpoint": "none", "torch": "none", "exported": "test"},
     })
     return directory
+
+
+def build_two_stage_contract_artifacts(directory: Path, *, height: int = 64, width: int = 96,
+                                       clip_content_hw: bool = False) -> Path:
+    """The contract artifacts plus a two-stage split of the same graph: ``frame_stage.onnx``
+    (frames uint8 -> ``feat`` float32 [B, T, H, W, 3]) and ``clip_stage.onnx`` (``feat`` [and an
+    unused ``content_hw`` int32 [B, 2]] -> the contract outputs)."""
+    directory = build_contract_artifacts(directory, height=height, width=width)
+    frames = helper.make_tensor_value_info("frames", TensorProto.UINT8, ["B", "T", height, width, 3])
+    feat = helper.make_tensor_value_info("feat", TensorProto.FLOAT, ["B", "T", height, width, 3])
+    frame_stage = helper.make_model(
+        helper.make_graph([helper.make_node("Cast", ["frames"], ["feat"], to=TensorProto.FLOAT)],
+                          "frame_stage", [frames], [feat]),
+        opset_imports=[helper.make_opsetid("", 18)])
+    frame_stage.ir_version = 9
+    clip_stage = build_contract_graph(height, width)
+    cast = next(n for n in clip_stage.graph.node if n.output[0] == "xf")
+    cast.CopyFrom(helper.make_node("Identity", ["feat"], ["xf"]))
+    clip_stage.graph.input[0].CopyFrom(feat)
+    clip_inputs = ["feat"]
+    if clip_content_hw:
+        clip_stage.graph.input.append(
+            helper.make_tensor_value_info("content_hw", TensorProto.INT32, ["B", 2]))
+        clip_inputs.append("content_hw")
+    data = json_manifest(directory)
+    for stage, model, inputs, outputs in (
+            ("frame", frame_stage, ["frames"], ["feat"]),
+            ("clip", clip_stage, clip_inputs, list(OUTPUTS))):
+        onnx.checker.check_model(model)
+        onnx.save(model, directory / f"{stage}_stage.onnx")
+        data["artifacts"].append({
+            "file": f"{stage}_stage.onnx", "kind": "onnx", "precision": "fp32", "opset": 18,
+            "sha256": sha256_file(directory / f"{stage}_stage.onnx"), "stage": stage,
+            "inputs": inputs, "outputs": outputs})
+    write_manifest(directory, data)
+    return directory
+
+
+def json_manifest(directory: Path) -> dict:
+    return json.loads((Path(directory) / "manifest.json").read_text())
 
 
 def square_at(t: int, start: tuple[float, float], velocity: tuple[float, float]
@@ -222,6 +267,37 @@ def make_faststart(src: Path, dst: Path) -> Path:
     ftyp_at, ftyp_size = top["ftyp"]
     head = data[:ftyp_at + ftyp_size]
     dst.write_bytes(head + bytes(moov) + data[ftyp_at + ftyp_size:moov_at])
+    return dst
+
+
+def make_vfr(src: Path, dst: Path, runs: list[tuple[int, float]]) -> Path:
+    """Rewrite an OpenCV-written MP4 (index after the media data) into a variable-frame-rate
+    one: ``runs`` lists (frames, seconds per frame) in order and replaces the time-to-sample
+    table (stts). Keep the total duration equal to the source's so mdhd/tkhd still agree."""
+    data = bytearray(src.read_bytes())
+
+    def chain_to(kind_wanted: str, start: int, end: int, chain: list):
+        for kind, o, s, h in _boxes(data, start, end):
+            if kind == kind_wanted:
+                return chain + [(o, s, h)]
+            if kind in ("moov", "trak", "mdia", "minf", "stbl"):
+                found = chain_to(kind_wanted, o + h, o + s, chain + [(o, s, h)])
+                if found:
+                    return found
+        return None
+
+    mdhd_at, _, mdhd_header = chain_to("mdhd", 0, len(data), [])[-1]
+    version = data[mdhd_at + mdhd_header]
+    timescale = struct.unpack(">I", data[mdhd_at + mdhd_header + (20 if version else 12):][:4])[0]
+    chain = chain_to("stts", 0, len(data), [])
+    at, size, _ = chain[-1]
+    entries = [(n, round(seconds * timescale)) for n, seconds in runs]
+    body = struct.pack(">II", 0, len(entries)) + b"".join(struct.pack(">II", *e) for e in entries)
+    stts = struct.pack(">I4s", 8 + len(body), b"stts") + body
+    for parent_at, parent_size, _ in chain[:-1]:  # moov comes after mdat: offsets do not move
+        struct.pack_into(">I", data, parent_at, parent_size + len(stts) - size)
+    data[at:at + size] = stts
+    dst.write_bytes(bytes(data))
     return dst
 
 

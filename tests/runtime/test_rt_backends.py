@@ -157,3 +157,60 @@ def test_cuda_matches_cpu(contract_artifacts):
     with open_backend(manifest, device="cpu") as cpu, open_backend(manifest, device="cuda") as gpu:
         a, b = cpu.infer(frames), gpu.infer(frames)
     assert np.abs(a["masks"] - b["masks"]).max() < 1e-4
+
+
+# -- issue 20 item 4: output shapes, dtypes and declared inputs are checked on activation ------
+def _save_graph(directory, model):
+    import onnx
+
+    onnx.save(model, directory / "model.onnx")
+    _rewrite_manifest(directory, lambda d: d["artifacts"][0].update(
+        sha256=sha256_file(directory / "model.onnx")))
+
+
+def _int64_labels(model):
+    from onnx import TensorProto
+
+    cast = next(n for n in model.graph.node if n.output[0] == "labels")
+    cast.attribute[0].i = TensorProto.INT64
+    next(o for o in model.graph.output if o.name == "labels").type.tensor_type.elem_type = \
+        TensorProto.INT64
+    return model
+
+
+def _with_content_hw_input(model):
+    from onnx import TensorProto, helper
+
+    model.graph.input.append(helper.make_tensor_value_info("content_hw", TensorProto.INT32,
+                                                           ["B", 2]))
+    return model
+
+
+@pytest.mark.parametrize("graph,manifest_edit,match", [
+    (None, lambda d: d["outputs"].update(K=5), r"scores .*\[B, 3\].*K=5"),
+    (None, lambda d: d["outputs"].update(embedding_dim=8), r"embeddings .*D=8"),
+    (lambda: F.build_contract_graph(64, 96, mask_stride=8), None,
+     r"masks .*\[B, 3, \S+, 8, 12\].*\[B, K, T, 16, 24\]"),
+    (lambda: _int64_labels(F.build_contract_graph(64, 96)), None, r"labels is tensor\(int64\)"),
+    (None, lambda d: d["artifacts"][0].update(inputs=["frames", "content_hw"]),
+     "manifest declares inputs \\['frames', 'content_hw'\\].*engine takes \\['frames'\\]"),
+    (lambda: _with_content_hw_input(F.build_contract_graph(64, 96)), None,
+     "manifest declares inputs \\['frames'\\].*engine takes \\['frames', 'content_hw'\\]"),
+])
+def test_engine_outputs_disagreeing_with_manifest_are_refused_on_activation(
+        artifact_copy, graph, manifest_edit, match):
+    if graph is not None:
+        _save_graph(artifact_copy, graph())
+    if manifest_edit is not None:
+        _rewrite_manifest(artifact_copy, manifest_edit)
+    with pytest.raises(ArtifactError, match=match):
+        open_backend(load_manifest(artifact_copy), device="cpu").activate()
+
+
+def test_declared_content_hw_is_accepted_and_fed(artifact_copy):
+    _save_graph(artifact_copy, _with_content_hw_input(F.build_contract_graph(64, 96)))
+    _rewrite_manifest(artifact_copy,
+                      lambda d: d["artifacts"][0].update(inputs=["frames", "content_hw"]))
+    with open_backend(load_manifest(artifact_copy), device="cpu") as backend:
+        out = backend.infer(_frames(t=2), np.array([[40, 96]], np.int32))
+    assert out["masks"].shape == (1, 3, 2, 16, 24)

@@ -189,3 +189,55 @@ def test_overlap_policy_average_vs_latest(policy, expected):
     assert entry.mask_sum.mean() / entry.count == pytest.approx(expected)
     assert entry.box_sum[0] / entry.count == pytest.approx(expected * 10)
     assert final[1][1].mask_sum.mean() == pytest.approx(0.4)
+
+
+# -- issue 20 item 5: a rejected frame changes nothing; grey and RGBA; closed pipelines -------
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((0, 0, 3), np.uint8), "empty"),
+    (np.zeros((0, 40, 3), np.uint8), "empty"),
+    (np.zeros((20, 30, 2), np.uint8), r"\[H, W, 3\]"),
+    (np.zeros((20, 30, 3), np.float32), "uint8"),
+    (np.zeros((2, 20, 30, 3, 1), np.uint8), r"\[H, W, 3\]"),
+    ("not an image", "uint8"),
+])
+def test_a_rejected_frame_changes_no_state(contract_artifacts, clip, bad, match):
+    frames, _ = clip
+    with Pipeline(contract_artifacts, device="cpu", size_change="error") as pipeline:
+        with pytest.raises(ValueError, match=match):
+            pipeline.process(bad)
+        assert pipeline.frames_in == 0
+        with pytest.raises(ValueError, match=match):  # a bad frame inside a batch: none taken
+            pipeline.process([frames[0], bad])
+        assert pipeline.frames_in == 0
+        results = pipeline.process(frames[:6]) + pipeline.flush()
+    assert [r.index for r in results] == list(range(6))
+    assert results[0].timestamp_s == 0.0
+
+
+def test_grey_and_rgba_frames_are_converted(contract_artifacts, clip):
+    frames, _ = clip
+    grey = frames[..., 0]  # red channel as grey: red squares stay bright in every channel
+    rgba = np.concatenate([frames, np.full((*frames.shape[:3], 1), 255, np.uint8)], axis=-1)
+    with Pipeline(contract_artifacts, device="cpu") as pipeline:
+        reference = pipeline.process(frames[:6]) + pipeline.flush()
+        pipeline.reset()
+        from_rgba = pipeline.process(list(rgba[:6])) + pipeline.flush()
+        pipeline.reset()
+        from_grey = pipeline.process(grey[0]) + pipeline.process(grey[1:6, ..., None]) \
+            + pipeline.flush()
+    assert len(from_rgba) == len(from_grey) == 6
+    for a, b in zip(reference, from_rgba, strict=True):
+        assert a.track_ids.tolist() == b.track_ids.tolist() and (a.masks == b.masks).all()
+    assert from_grey[0].image.shape == (90, 160, 3)
+    assert (from_grey[0].image == grey[0][..., None]).all()
+
+
+def test_process_after_close_is_a_clear_error(contract_artifacts, clip):
+    frames, _ = clip
+    pipeline = Pipeline(contract_artifacts, device="cpu")
+    pipeline.close()
+    pipeline.close()  # twice is fine
+    for call in (lambda: pipeline.process(frames[0]), pipeline.flush,
+                 lambda: list(pipeline.run(iter_source(frames)))):
+        with pytest.raises(RuntimeError, match="pipeline is closed"):
+            call()

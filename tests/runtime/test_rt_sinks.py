@@ -10,14 +10,17 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from runtime import rle
-from runtime.errors import FrameSizeError, SinkError
+from runtime.errors import ConfigError, FrameSizeError, SinkError
 from runtime.results import FrameResult
 from runtime.sinks import (
     CallbackSink,
     DisplaySink,
     JsonlEventSink,
     OverlayVideoSink,
+    Sink,
+    SinkGroup,
     YtvisJsonSink,
+    check_output_paths,
     ensure_writable,
 )
 
@@ -174,3 +177,125 @@ def test_callback_sink_and_result_indexing():
     assert len(FrameResult.empty(3, 0.1, (30, 40), CLASSES, rle=True)) == 0
     with pytest.raises(TypeError):
         CallbackSink("not callable")
+
+
+# -- issue 20: failing sinks, outputs replaced only with a result, temp names, codecs ---------
+class _Broken(Sink):
+    """A sink that raises at one frame (a full disk, a codec that gives up)."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.fail_at, self.frames, self.closed = fail_at, [], 0
+
+    def write(self, result):
+        if result.index == self.fail_at:
+            raise OSError(28, "No space left on device")
+        self.frames.append(result.index)
+
+    def close(self):
+        self.closed += 1
+
+
+def test_sink_group_gives_every_healthy_sink_every_frame(caplog):
+    first, broken, last = [], _Broken(fail_at=1), []
+    group = SinkGroup({"first": CallbackSink(first.append), "--out x.mp4": broken,
+                       "last": CallbackSink(last.append)})
+    for i in range(4):
+        group.write(_result(i))
+    failures = group.close()
+    assert [r.index for r in first] == [r.index for r in last] == [0, 1, 2, 3]
+    assert broken.frames == [0] and broken.closed == 1  # closed once, at the failure
+    assert [(f.label, f.frame) for f in failures] == [("--out x.mp4", 1)]
+    assert "No space left" in failures[0].describe() and "frame 1" in failures[0].describe()
+    assert group.written == {"first": 4, "--out x.mp4": 1, "last": 4}
+    assert sum("--out x.mp4" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_sink_group_reports_close_failures_and_when_all_failed():
+    class FailsOnClose(Sink):
+        def write(self, result):
+            pass
+
+        def close(self):
+            raise OSError(30, "Read-only file system")
+
+    group = SinkGroup({"a": _Broken(fail_at=0), "b": FailsOnClose()})
+    group.write(_result(0))
+    assert not group.all_failed
+    failures = group.close()
+    assert [(f.label, f.frame) for f in failures] == [("a", 0), ("b", None)]
+    assert "closing" in failures[1].describe() and "Read-only" in failures[1].describe()
+    only = SinkGroup({"a": _Broken(fail_at=0)})
+    only.write(_result(0))
+    assert only.all_failed and not SinkGroup({}).all_failed
+
+
+def test_overlay_never_counts_frames_it_did_not_write(tmp_path, caplog):
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    sink = OverlayVideoSink(folder / "o.mp4", fps=10)
+    folder.rmdir()  # the folder disappears before the first frame
+    for i in range(3):
+        with pytest.raises(SinkError, match="cannot open"):
+            sink.write(_result(i))
+    assert sink.frames_written == 0
+    sink.close()
+    assert "wrote" not in caplog.text and not (folder / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("name,kwargs,error,match", [
+    ("o.txt", {}, SinkError, "--fourcc"),
+    ("o.mp4", {"fourcc": "XY"}, ConfigError, "4 characters"),
+    ("o.mp4", {"fps": -5.0}, ConfigError, "fps must be a positive"),
+    ("o.mp4", {"fps": float("nan")}, ConfigError, "fps must be a positive"),
+])
+def test_overlay_settings_are_checked_when_opened(tmp_path, name, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        OverlayVideoSink(tmp_path / name, **kwargs)
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing behind
+
+
+def test_outputs_are_not_replaced_without_a_frame(tmp_path):
+    """A run that ends before its first frame leaves earlier outputs as they were."""
+    paths = {n: tmp_path / n for n in ("r.json", "e.jsonl", "o.mp4")}
+    for path in paths.values():
+        path.write_text("earlier")
+    sinks = [YtvisJsonSink(paths["r.json"], num_classes=3), JsonlEventSink(paths["e.jsonl"]),
+             OverlayVideoSink(paths["o.mp4"])]
+    for sink in sinks:
+        sink.close()
+    assert all(p.read_text() == "earlier" for p in paths.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.jsonl", "o.mp4", "r.json"]
+    events = JsonlEventSink(paths["e.jsonl"])
+    events.write(_result(0))
+    assert len(paths["e.jsonl"].read_text().splitlines()) == 1  # replaced at the first frame
+    events.close()
+
+
+def test_ytvis_failed_final_write_raises_and_cleans_up(tmp_path, monkeypatch):
+    from runtime.sinks import ytvis
+
+    sink = YtvisJsonSink(tmp_path / "r.json", num_classes=3)
+    sink.write(_result(0))
+    monkeypatch.setattr(ytvis.os, "replace", _raise_enospc)
+    with pytest.raises(SinkError, match="cannot write .*r.json.*No space left"):
+        sink.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _raise_enospc(*args):
+    raise OSError(28, "No space left on device")
+
+
+def test_output_paths_must_differ_from_sources_and_each_other(tmp_path):
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"video")
+    (tmp_path / "alias.mp4").symlink_to(source)
+    check_output_paths({"--json": tmp_path / "r.json", "--events": tmp_path / "e.jsonl"},
+                       sources=[source])
+    with pytest.raises(SinkError, match="--out .*alias.mp4 is the source .*clip.mp4"):
+        check_output_paths({"--out": tmp_path / "alias.mp4"}, sources=[source])
+    with pytest.raises(SinkError, match="--json and --events .*its own file"):
+        check_output_paths({"--json": tmp_path / "r.json", "--events": tmp_path / "x/../r.json"},
+                           sources=[])
+    with pytest.raises(SinkError, match="artifact directory"):
+        check_output_paths({"--out": tmp_path / "clip.mp4"}, sources=[], protected=[source])

@@ -72,8 +72,9 @@ def test_missing_and_unreadable_sources(tmp_path):
 
 
 def test_missing_camera_is_a_clear_error():
-    with pytest.raises(SourceError, match="cannot open camera 57"):
-        open_source("camera57")
+    quick = ReconnectPolicy(initial_delay_s=0.01, max_delay_s=0.01, max_attempts=1)
+    with pytest.raises(SourceError, match="cannot open camera 57.*after 1 retry.*--reconnect"):
+        open_source("camera57", reconnect=quick)
 
 
 def test_truncated_mp4_without_index_cannot_open(clip, tmp_path):
@@ -183,3 +184,72 @@ def test_http_url_of_a_finite_file_ends_without_reconnecting(clip):
         assert len(list(source)) == 24 and not source.disconnected
     finally:
         server.shutdown()
+
+
+# -- issue 20 item 7: container timestamps, implausible rates, retry at start ----------------
+VFR_RUNS = [(8, 1 / 24), (8, 1 / 8), (8, 1 / 12)]  # 2 s in all, like the 12 fps source
+
+
+def test_variable_frame_rate_file_gets_container_timestamps(clip, tmp_path):
+    vfr = F.make_vfr(clip[0], tmp_path / "vfr.mp4", VFR_RUNS)
+    truth, t = [], 0.0
+    for count, step in VFR_RUNS:
+        for _ in range(count):
+            truth.append(t)
+            t += step
+    with open_source(vfr) as source:
+        got = [f.timestamp_s for f in source]
+    assert source.fps == 12 and len(got) == 24
+    assert got == pytest.approx(truth, abs=1e-3)  # index / fps would put frame 18 at 1.5 s
+    assert got[18] == pytest.approx(1 / 3 + 1 + 2 / 12, abs=1e-3)
+    with open_source(vfr, fps=10) as source:  # an explicit --fps still overrides the file
+        assert [f.timestamp_s for f in source][18] == pytest.approx(1.8)
+
+
+def test_constant_rate_file_timestamps_are_unchanged(clip):
+    with open_source(clip[0]) as source:
+        got = [f.timestamp_s for f in source]
+    assert got == pytest.approx([i / 12 for i in range(24)], abs=1e-3)
+
+
+@pytest.mark.parametrize("fps", [0.83, 5000.0])
+def test_implausible_metadata_rate_is_warned_about(tmp_path, caplog, fps):
+    frames, _ = F.make_clip(4)
+    path = F.write_mp4(tmp_path / "odd.mp4", frames, fps=fps)
+    with caplog.at_level(logging.WARNING, logger="runtime.sources"):
+        source = open_source(path)
+        got = [f.timestamp_s for f in source]
+    assert f"{fps:g} fps" in caplog.text and "implausible" in caplog.text and "--fps" in caplog.text
+    assert got == pytest.approx([i / fps for i in range(4)], abs=2e-3)
+
+
+def test_plausible_rate_is_not_warned_about(clip, caplog):
+    with caplog.at_level(logging.WARNING, logger="runtime.sources"):
+        list(open_source(clip[0]))
+    assert "implausible" not in caplog.text
+
+
+def test_live_source_retries_its_first_open(clip):
+    delays = []
+    policy = ReconnectPolicy(initial_delay_s=0.01, max_delay_s=0.02, max_attempts=3)
+    factory = _Factory("/dev/null/not-yet.mp4", "/dev/null/not-yet.mp4", clip[0])
+    source = LiveSource(0, reconnect=policy, capture_factory=factory, sleep=delays.append)
+    assert delays == [0.01, 0.02] and factory.calls == 3
+    assert len(list(source)) == 24
+
+
+def test_live_source_gives_up_at_start_after_the_retries(clip):
+    delays = []
+    policy = ReconnectPolicy(initial_delay_s=0.01, max_delay_s=0.02, max_attempts=2)
+    factory = _Factory("/dev/null/a.mp4", "/dev/null/b.mp4", "/dev/null/c.mp4", clip[0])
+    with pytest.raises(SourceError, match="cannot open camera 0 .*after 2 retries"):
+        LiveSource(0, reconnect=policy, capture_factory=factory, sleep=delays.append)
+    assert delays == [0.01, 0.02] and factory.calls == 3
+
+
+def test_a_source_whose_first_frame_does_not_decode_fails_at_open(tmp_path):
+    frames, _ = F.make_clip(3)
+    folder = F.write_folder(tmp_path / "imgs", frames)
+    (folder / "0.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(SourceError, match="0.png is not a readable image"):
+        open_source(folder)

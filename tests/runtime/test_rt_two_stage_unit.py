@@ -66,3 +66,40 @@ def test_factory_picks_one_graph_without_stages_and_checks_the_mode(contract_art
     assert type(open_backend(manifest, "onnxruntime")) is OnnxRuntimeBackend
     with pytest.raises(ConfigError, match="stages must be one of"):
         open_backend(manifest, "onnxruntime", stages="three")
+
+
+# -- issue 20 item 4: the two-stage backend runs the same activation check as the one graph ---
+def test_two_stage_contract_equals_one_graph(tmp_path):
+    import rt_fixtures as F
+
+    from runtime import Pipeline
+
+    artifacts = F.build_two_stage_contract_artifacts(tmp_path / "two", clip_content_hw=True)
+    frames, _ = F.make_clip(9)
+    results = {}
+    for stages in ("one", "two"):
+        with Pipeline(artifacts, device="cpu", stages=stages) as pipeline:
+            results[stages] = pipeline.process(frames) + pipeline.flush()
+    for a, b in zip(results["one"], results["two"], strict=True):
+        assert a.track_ids.tolist() == b.track_ids.tolist() and (a.masks == b.masks).all()
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda d: d["outputs"].update(K=5), r"scores .*K=5"),
+    (lambda d: d["artifacts"][2].update(inputs=["feat"]),
+     r"manifest declares inputs \['feat'\] for clip_stage.onnx.*\['feat', 'content_hw'\]"),
+    (lambda d: d["artifacts"][1].update(outputs=["features"]),
+     r"frame stage.* gives \['feat'\].*manifest says \['features'\]"),
+])
+def test_two_stage_outputs_and_inputs_are_checked_on_activation(tmp_path, edit, match):
+    import rt_fixtures as F
+
+    from runtime.errors import ArtifactError
+    from runtime.manifest import write_manifest
+
+    artifacts = F.build_two_stage_contract_artifacts(tmp_path / "two", clip_content_hw=True)
+    data = F.json_manifest(artifacts)
+    edit(data)
+    write_manifest(artifacts, data)
+    with pytest.raises(ArtifactError, match=match):
+        open_backend(load_manifest(artifacts), "onnxruntime", device="cpu", stages="two").activate()
