@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import build_model  # noqa: E402
 from models.common.box_ops import cxcywh_to_xyxy  # noqa: E402
-from training.data import ClipSampler  # noqa: E402
+from training.data import ClipSampler, clips_content_hw  # noqa: E402
 from training.losses import paired_giou  # noqa: E402
 from training.softmax_criterion import resize_masks  # noqa: E402
 from training.vistr_loss import VisTRLossWeights, _match, clip_boxes_cxcywh  # noqa: E402
@@ -39,12 +39,13 @@ def main(checkpoint: str, seed: int = 99, clips: int = 12) -> dict[str, float]:
     for _ in range(clips):
         clip = sampler.sample()
         with torch.no_grad():
-            raw = model.forward_raw(model.normalize(torch.as_tensor(clip.frames[None])), 1)
+            content = torch.as_tensor(clips_content_hw([clip]))
+            raw = model.forward_raw(model.normalize(torch.as_tensor(clip.frames[None])), 1, content)
         probs = raw["logits"][0].reshape(t, s, -1).softmax(-1)  # [T, S, L]
         boxes = raw["boxes"][0].reshape(t, s, 4)
         labels = torch.as_tensor(clip.labels) + cfg.class_offset
         present = torch.as_tensor(clip.present)
-        gt = clip_boxes_cxcywh(clip, cfg.input_hw)
+        gt = clip_boxes_cxcywh(clip)
         slot, g = _match(probs, boxes, labels, gt, present, VisTRLossWeights())
         maps = raw["attn"].sum(2)  # [T, S, h, w]
         cells = resize_masks(torch.as_tensor(clip.masks), maps.shape[-2:]) > 0  # [N, T, h, w]

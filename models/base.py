@@ -45,6 +45,19 @@ class ModelSpec:
     extra: dict = field(default_factory=dict)
 
 
+def clamp_content_hw(content_hw: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
+    """int Tensor[B, 2] (height, width) -> int64 Tensor[B, 2] clamped to [1, H] x [1, W].
+
+    Raises ``ValueError`` unless ``content_hw`` has the shape [B, 2].
+    """
+    if content_hw.dim() != 2 or content_hw.shape[1] != 2:
+        raise ValueError(
+            f"content_hw must be int [B, 2] (height, width), got {list(content_hw.shape)}"
+        )
+    full = torch.tensor(input_hw, dtype=torch.int64, device=content_hw.device)
+    return torch.minimum(content_hw.to(torch.int64).clamp(min=1), full)
+
+
 class VISModel(nn.Module):
     """Base class: holds the spec and the in-graph normalisation of uint8 frames.
 
@@ -90,14 +103,11 @@ class VISModel(nn.Module):
         ``None`` means the whole input (no padding). Values are clamped to [1, H] x [1, W] so a
         bad feed cannot produce empty masks or divisions by zero inside the graph.
         """
-        b = frames.shape[0]
-        h, w = frames.shape[2], frames.shape[3]
-        full = torch.tensor([h, w], dtype=torch.int64, device=frames.device)
         if content_hw is None:
-            return full.expand(b, 2)
-        if content_hw.dim() != 2 or content_hw.shape[1] != 2:
-            raise ValueError(f"content_hw must be int [B, 2] (height, width), got {list(content_hw.shape)}")
-        return torch.minimum(content_hw.to(torch.int64).clamp(min=1), full)
+            h, w = frames.shape[2], frames.shape[3]
+            full = torch.tensor([h, w], dtype=torch.int64, device=frames.device)
+            return full.expand(frames.shape[0], 2)
+        return clamp_content_hw(content_hw, (frames.shape[2], frames.shape[3]))
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 Tensor[B, T, H, W, 3] RGB -> float Tensor[B*T, 3, H, W], (x - mean) / std."""

@@ -5,6 +5,8 @@ Matching cost = class probability (weight 1) + 3 · dice over the clip's stacked
 cross-entropy with no-object weight 0.1, mask focal 3 and dice 3, with predictions compared at
 stride 4 (the stride-8 logits upsampled ×2 as at inference). Official training also supervises the
 intermediate decoder layers; our ``decode`` returns only the last one, so only it is supervised.
+The model masks each clip's padding from its ``content_hw``, as official training masks the
+padding of its batch (``ifc.py:33-58``, images padded by ``ImageList.from_tensors``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from training.data import Clip
+from training.data import Clip, clips_content_hw
 from training.losses import dice_loss
 from training.softmax_criterion import mask_focal, no_object_ce, pairwise_dice_cost, resize_masks
 
@@ -50,7 +52,8 @@ def _clip_losses(logits: torch.Tensor, mask_logits: torch.Tensor, clip: Clip, w:
 def ifc_losses(model, clips: list[Clip], weights: IFCLossWeights = IFCLossWeights()) -> dict[str, torch.Tensor]:
     """Class loss averaged over clips; mask terms summed and normalised by the number of GT
     instances (DETR's ``num_boxes``)."""
-    out = model.official_outputs(torch.as_tensor(np.stack([c.frames for c in clips])))
+    frames = torch.as_tensor(np.stack([c.frames for c in clips]))
+    out = model.official_outputs(frames, torch.as_tensor(clips_content_hw(clips)))
     logits, masks = out["pred_logits"], out["pred_masks"]  # [B, Q, C+1], [B, Q, T, h8, w8]
     b, q, t, h, w = masks.shape
     masks = F.interpolate(masks.reshape(b * q, t, h, w), scale_factor=2, mode="bilinear",

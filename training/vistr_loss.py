@@ -2,7 +2,9 @@
 
 Queries are frame-bound (query t·S + s is slot s in frame t), so matching is per instance slot
 over the whole clip: cost(s, n) = mean over the frames where GT n is present of
-(-p(label_n) + 5 · L1 + 2 · (-GIoU)) on normalised (cx, cy, w, h) boxes. Losses: cross-entropy
+(-p(label_n) + 5 · L1 + 2 · (-GIoU)) on (cx, cy, w, h) boxes normalised by the real image, the
+clip's ``content_hw`` (official ``datasets/transforms.py:507-511`` divides by the image size
+before padding; the model masks the padding from the same size). Losses: cross-entropy
 per frame-query with no-object weight 0.1 (a matched slot is no-object on frames where its
 instance is absent), box L1 5 and GIoU 2 on present frames, mask focal 1 and dice 1 per
 (slot, frame) at stride 4. The official aux losses of the intermediate decoder layers are not used.
@@ -31,7 +33,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from models.common.box_ops import cxcywh_to_xyxy
-from training.data import Clip
+from training.data import Clip, clips_content_hw
 from training.losses import dice_loss, paired_giou, pairwise_giou
 from training.softmax_criterion import mask_focal, no_object_ce, resize_masks
 
@@ -66,9 +68,11 @@ def _match(probs: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, gt_bo
 ASSIGNMENTS = ("hungarian", "region")
 
 
-def clip_boxes_cxcywh(clip: Clip, input_hw: tuple[int, int]) -> torch.Tensor:
-    """The clip's xyxy pixel boxes float32[N, T, 4] as normalised (cx, cy, w, h) Tensor[N, T, 4]."""
-    h, w = input_hw
+def clip_boxes_cxcywh(clip: Clip) -> torch.Tensor:
+    """The clip's xyxy pixel boxes float32[N, T, 4] as (cx, cy, w, h) Tensor[N, T, 4] normalised
+    by the real image (``content_hw``; the whole frame when the clip has none), as the official
+    ``Normalize`` transform (``datasets/transforms.py:507-511``) before the batch is padded."""
+    h, w = clip.content_hw or clip.frames.shape[1:3]
     xyxy = torch.as_tensor(clip.boxes).float() / torch.tensor([w, h, w, h], dtype=torch.float32)
     return torch.cat(((xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]), -1)
 
@@ -104,7 +108,7 @@ def _clip_terms(raw: dict, i: int, clip: Clip, model, w: VisTRLossWeights,
     no_object = logits.shape[-1] - 1
     labels = torch.as_tensor(clip.labels) + cfg.class_offset
     present = torch.as_tensor(clip.present)
-    gt_boxes = clip_boxes_cxcywh(clip, cfg.input_hw)
+    gt_boxes = clip_boxes_cxcywh(clip)
     with torch.no_grad():
         if not len(labels):
             slot, g = torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
@@ -151,7 +155,8 @@ def vistr_losses(model, clips: list[Clip], weights: VisTRLossWeights = VisTRLoss
     if assignment not in ASSIGNMENTS:
         raise ValueError(f"unknown VisTR assignment {assignment!r}; use one of {', '.join(ASSIGNMENTS)}")
     frames = torch.as_tensor(np.stack([c.frames for c in clips]))
-    raw = model.forward_raw(model.normalize(frames), len(clips))
+    content_hw = torch.as_tensor(clips_content_hw(clips))
+    raw = model.forward_raw(model.normalize(frames), len(clips), content_hw)
     per_clip = [_clip_terms(raw, i, clip, model, weights, assignment) for i, clip in enumerate(clips)]
     pairs = max(sum(int(c.present.sum()) for c in clips), 1)
     masks = max(sum(len(c.labels) for c in clips) * model.cfg.num_frames, 1)

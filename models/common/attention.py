@@ -32,8 +32,18 @@ class PackedAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dim, embed_dim)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        """query Tensor[N, Lq, C], key/value Tensor[N, Lk, C] -> Tensor[N, Lq, C]."""
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """query Tensor[N, Lq, C], key/value Tensor[N, Lk, C] -> Tensor[N, Lq, C].
+
+        ``key_bias`` Tensor[N, Lk] is added to every head's logits before the softmax: the
+        official ``key_padding_mask`` as 0 / ``models.common.padding.MASKED_LOGIT``.
+        """
         c, heads = self.embed_dim, self.num_heads
         w, b = self.in_proj_weight, self.in_proj_bias
         q = F.linear(query, w[:c], b[:c])
@@ -44,7 +54,10 @@ class PackedAttention(nn.Module):
         q = q.reshape(n, lq, heads, d).transpose(1, 2) * (1.0 / math.sqrt(d))  # [N, h, Lq, d]
         k = k.reshape(n, lk, heads, d).transpose(1, 2)  # [N, h, Lk, d]
         v = v.reshape(n, lk, heads, d).transpose(1, 2)  # [N, h, Lk, d]
-        attn = torch.softmax(q @ k.transpose(-1, -2), dim=-1)  # [N, h, Lq, Lk]
+        logits = q @ k.transpose(-1, -2)  # [N, h, Lq, Lk]
+        if key_bias is not None:
+            logits = logits + key_bias[:, None, None, :].to(logits.dtype)
+        attn = torch.softmax(logits, dim=-1)
         out = (attn @ v).transpose(1, 2).reshape(n, lq, c)
         return self.out_proj(out)
 

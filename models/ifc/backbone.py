@@ -108,7 +108,9 @@ class ResNet(nn.Module):
 
 
 class MaskedBackbone(nn.Module):
-    """The official wrapper (``detr.backbone.0``); padding masks are all-False at test, so dropped."""
+    """The official wrapper (``detr.backbone.0``). Its padding masks (``ifc.py:45-58``) are
+    built by the clip stage from ``content_hw`` (``IFCModel.decode``); the ResNet never reads
+    them."""
 
     def __init__(self, cfg: IFCConfig):
         super().__init__()

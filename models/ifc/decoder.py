@@ -25,11 +25,16 @@ class IFCDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(
-        self, memory: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor
+        self,
+        memory: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+        key_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``key_bias`` None or Tensor[B, L]: padded frame tokens of the memory."""
         out = torch.zeros_like(query_pos)
         for layer in self.layers:
-            out = layer(out, memory, pos, query_pos)
+            out = layer(out, memory, pos, query_pos, key_bias)
         return self.norm(out)
 
 
@@ -53,16 +58,43 @@ class IFCTransformer(nn.Module):
         nn.init.kaiming_normal_(self.memory_pos, mode="fan_out", nonlinearity="relu")
 
     def forward(
-        self, src: torch.Tensor, pos: torch.Tensor, query_embed: torch.Tensor, batch: int
+        self,
+        src: torch.Tensor,
+        pos: torch.Tensor,
+        query_embed: torch.Tensor,
+        batch: int,
+        key_bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """src Tensor[B·T, h·w, C], pos Tensor[h·w, C], query_embed Tensor[Q, C].
+        """src Tensor[B·T, h·w, C], query_embed Tensor[Q, C]; without padding pos Tensor[h·w, C]
+        and ``key_bias`` None; with padding (official ``transformer.py:60-89``) pos
+        Tensor[B, h·w, C] and ``key_bias`` Tensor[B, h·w] per clip (its frames share one size).
 
         Returns (decoder output Tensor[B, Q, C], encoded frame tokens Tensor[B·T, h·w, C]).
         """
-        frames, bus = self.encoder(src, pos, self.memory_bus, self.memory_pos, batch)
-        c = frames.shape[2]
-        t = frames.shape[0] // batch
+        c = src.shape[2]
+        t = src.shape[0] // batch
+        if key_bias is None:
+            frame_pos, frame_bias = pos[None], None  # [1, h·w, C]
+        else:
+            frame_pos, frame_bias = _per_frame(pos, t), _per_frame(key_bias, t)  # [B·T, h·w, ...]
+        frames, bus = self.encoder(
+            src, frame_pos, self.memory_bus, self.memory_pos, batch, frame_bias
+        )
+        # memory = [frame tokens, frame-major; memory tokens, frame-major] (transformer.py:182-186)
         memory = torch.cat((frames.reshape(batch, -1, c), bus.reshape(batch, -1, c)), dim=1)
-        mem_pos = torch.cat((pos.repeat(t, 1), self.memory_pos.repeat(t, 1)), dim=0)[None]
+        bus_pos = self.memory_pos.repeat(t, 1)  # [T·M, C]
         query_pos = query_embed[None].expand(batch, -1, c)
-        return self.clip_decoder(memory, mem_pos, query_pos), frames
+        if key_bias is None:
+            mem_pos = torch.cat((pos.repeat(t, 1), bus_pos), dim=0)[None]
+            return self.clip_decoder(memory, mem_pos, query_pos), frames
+        bus_pos = bus_pos[None].expand(batch, -1, c)  # [B, T·M, C]
+        mem_pos = torch.cat((frame_pos.reshape(batch, -1, c), bus_pos), dim=1)
+        # the memory tokens are never padding (transformer.py:188, pad_zero)
+        bus_bias = key_bias.new_zeros(batch, bus_pos.shape[1])  # [B, T·M]
+        mem_bias = torch.cat((frame_bias.reshape(batch, -1), bus_bias), dim=1)
+        return self.clip_decoder(memory, mem_pos, query_pos, mem_bias), frames
+
+
+def _per_frame(x: torch.Tensor, t: int) -> torch.Tensor:
+    """Tensor[B, ...] per clip -> Tensor[B·T, ...], the clip's row repeated for each frame."""
+    return x.unsqueeze(1).expand(x.shape[0], t, *x.shape[1:]).flatten(0, 1)

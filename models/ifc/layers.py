@@ -31,9 +31,13 @@ class TransformerEncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, pos: torch.Tensor | None = None, key_bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``key_bias`` Tensor[N, L]: the padding mask as an additive bias (official
+        ``src_key_padding_mask``, ``transformer.py:239-240``)."""
         qk = x if pos is None else x + pos
-        x = self.norm1(x + self.self_attn(qk, qk, x))
+        x = self.norm1(x + self.self_attn(qk, qk, x, key_bias))
         return self.norm2(x + _ffn(self, x))
 
 
@@ -51,10 +55,18 @@ class TransformerDecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
 
     def forward(
-        self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+        key_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """tgt/query_pos Tensor[N, Q, C]; memory/pos Tensor[N, L, C]."""
+        """tgt/query_pos Tensor[N, Q, C]; memory/pos Tensor[N, L, C]; ``key_bias`` Tensor[N, L]
+        masks the memory in cross-attention only (``memory_key_padding_mask``,
+        ``transformer.py:308-311``; the queries' self-attention is unmasked)."""
         qk = tgt + query_pos
         tgt = self.norm1(tgt + self.self_attn(qk, qk, tgt))
-        tgt = self.norm2(tgt + self.multihead_attn(tgt + query_pos, memory + pos, memory))
+        cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_bias)
+        tgt = self.norm2(tgt + cross)
         return self.norm3(tgt + _ffn(self, tgt))

@@ -7,6 +7,8 @@ One block l (order as in the official ``IFCEncoder``):
    of frame t attends only to slot m of the other frames of its clip, without positions.
 3. Distribute: the updated tokens are concatenated to the frames in the next block.
 The exchange is a reshape/transpose plus attention, so it works for any T without a loop.
+With a padding mask, step 1 masks the frame's padded tokens as keys and never the memory tokens
+(official ``transformer.py:124-125``, ``pad_zero``); step 2 is unmasked (``transformer.py:137``).
 """
 
 from __future__ import annotations
@@ -44,14 +46,19 @@ class IFCEncoder(nn.Module):
         memory_bus: torch.Tensor,
         memory_pos: torch.Tensor,
         batch: int,
+        key_bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """pos Tensor[h·w, C] (same for every frame); memory_bus/memory_pos Tensor[M, C] (shared)."""
+        """pos Tensor[P, h·w, C] with P = 1 (the same for every frame) or B·T; memory_bus and
+        memory_pos Tensor[M, C] (shared); ``key_bias`` None or Tensor[B·T, h·w] (padding)."""
         bt, hw, c = src.shape
         m = memory_bus.shape[0]
         bus = memory_bus[None].expand(bt, m, c)
-        full_pos = torch.cat((pos, memory_pos), dim=0)[None]  # [1, h·w+M, C]
+        bus_pos = memory_pos[None].expand(pos.shape[0], m, c)
+        full_pos = torch.cat((pos, bus_pos), dim=1)  # [P, h·w+M, C]
+        if key_bias is not None:  # memory tokens are never padding
+            key_bias = torch.cat((key_bias, key_bias.new_zeros(bt, m)), dim=1)  # [B·T, h·w+M]
         for enc_layer, bus_layer in zip(self.enc_layers, self.bus_layers, strict=True):
-            out = enc_layer(torch.cat((src, bus), dim=1), full_pos)
+            out = enc_layer(torch.cat((src, bus), dim=1), full_pos, key_bias)
             src, bus = out[:, :hw], out[:, hw:]
             bus = exchange_over_time(bus, batch, bus_layer)
         return src, bus

@@ -1,8 +1,13 @@
-"""DETR's 2-D sine positional encoding for un-padded frames (IFC has no temporal encoding).
+"""DETR's 2-D sine positional encoding (IFC has no temporal encoding).
 
-With the padding mask all-False, row i of h and column j of w get
-y = (i+1)/(h+1e-6)·2π and x = (j+1)/(w+1e-6)·2π; channel 2k is sin(u/10000^(2k/F)), channel
-2k+1 is cos of the same frequency; the result is [y (F channels); x (F channels)].
+Official ``models/position_encoding.py:28-48`` (``normalize=True``, scale 2π, temperature
+10000): y = cumsum of the not-padded mask down the rows, x = along the columns, each divided by
+its last value (+1e-6) and scaled; channel 2k is sin(u/10000^(2k/F)), channel 2k+1 is cos of
+the same frequency; the result is [y (F channels); x (F channels)].
+
+Without padding row i of h and column j of w get y = (i+1)/(h+1e-6)·2π, x = (j+1)/(w+1e-6)·2π
+(``forward``, one table for every frame). With padding (``masked``) each clip gets its own table
+from the rectangle of real cells (``models.common.padding``).
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import math
 import torch
 from torch import nn
 
+from models.common.padding import cumsum_ramp, sine_channels
+
 
 class PositionEmbeddingSine(nn.Module):
-    """(h, w) -> Tensor[h·w, 2F] (row-major tokens), identical for every frame."""
+    """(h, w) -> Tensor[h·w, 2F] (row-major tokens); (rows, cols) -> Tensor[B, h·w, 2F]."""
 
     def __init__(self, num_pos_feats: int, *, temperature: float = 10000.0):
         super().__init__()
@@ -36,3 +43,19 @@ class PositionEmbeddingSine(nn.Module):
         pos_y = self._encode(ys, dim_t)[:, None, :].expand(h, w, f)
         pos_x = self._encode(xs, dim_t)[None, :, :].expand(h, w, f)
         return torch.cat((pos_y, pos_x), dim=2).reshape(h * w, 2 * f)
+
+    def masked(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Real cells bool[B, h] x bool[B, w] (``content_cells``) -> Tensor[B, h·w, 2F].
+
+        Padded cells get the official values: a padded column counts 0 rows (y = 0), a padded row
+        of a real column keeps the last count (y = 2π·h'/(h'+1e-6)); likewise for x.
+        """
+        b, h, w = rows.shape[0], rows.shape[1], cols.shape[1]
+        f, scale = self.num_pos_feats, 2 * math.pi
+        y = cumsum_ramp(rows, cols, scale)  # [B, h, w]
+        x = cumsum_ramp(cols, rows, scale).transpose(1, 2)  # [B, h, w]
+        pos = torch.cat(
+            (sine_channels(y, f, self.temperature), sine_channels(x, f, self.temperature)), dim=-1
+        )
+        return pos.reshape(b, h * w, 2 * f)
+

@@ -50,8 +50,14 @@ class MHAttentionMap(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
         self.normalize_fact = float(hidden_dim / num_heads) ** -0.5
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """q Tensor[N, Q, d], k Tensor[N, d, h, w] -> weights Tensor[N, Q, heads, h, w]."""
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, key_bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """q Tensor[N, Q, d], k Tensor[N, d, h, w] -> weights Tensor[N, Q, heads, h, w].
+
+        ``key_bias`` Tensor[N, h*w] (0 / ``MASKED_LOGIT``): the official ``masked_fill_`` of
+        padded pixels with -inf before the softmax (``segmentation.py:235-236``).
+        """
         n, nq, _ = q.shape
         h, w = k.shape[-2:]
         heads, c = self.num_heads, self.hidden_dim // self.num_heads
@@ -59,6 +65,8 @@ class MHAttentionMap(nn.Module):
         kh = self.k_linear(k.flatten(2).transpose(1, 2))  # [N, h*w, d], channel = head*c + ci
         kh = kh.reshape(n, h * w, heads, c).permute(0, 2, 3, 1)  # [N, heads, c, h*w]
         logits = torch.matmul(qh, kh).transpose(1, 2)  # [N, Q, heads, h*w]
+        if key_bias is not None:
+            logits = logits + key_bias[:, None, None, :].to(logits.dtype)
         weights = torch.softmax(logits.reshape(n, nq, heads * h * w), dim=-1)
         return weights.reshape(n, nq, heads, h, w)
 

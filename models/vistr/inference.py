@@ -6,7 +6,8 @@ Per instance slot i (its track is query t·S + i of every frame t):
 - clip score = mean of the frame scores; clip label = the most frequent frame label (ties -> the
   lowest class index, as ``np.argmax(np.bincount(...))``);
 - masks = sigmoid of the mask logits (the host upsamples and thresholds at 0.5);
-- boxes = the box head's per-frame (cx, cy, w, h) -> xyxy input pixels;
+- boxes = the box head's per-frame (cx, cy, w, h), relative to the real image (official
+  ``vistr.py:55-57``) -> xyxy input pixels (scaled by the real image's size, top-left content);
 - embedding = mean over frames of the slot's decoder output, L2-normalised.
 
 Differences to the official script, both deliberate: (1) the official max/argmax also runs over
@@ -50,15 +51,17 @@ def contract_outputs(
     num_ins: int,
     class_offset: int,
     input_hw: tuple[int, int],
+    content_hw: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Raw VisTR outputs of B clips -> the engine contract (DESIGN §4) with K = S = ``num_ins``.
 
     Args:
         logits: Tensor[B, T*S, class_offset + C + 1], frame-major queries.
-        boxes: Tensor[B, T*S, 4] sigmoid (cx, cy, w, h), normalised to the input size.
+        boxes: Tensor[B, T*S, 4] sigmoid (cx, cy, w, h), normalised to the real image.
         mask_logits: Tensor[B, S, T, H/4, W/4].
         hs: Tensor[B, T*S, d] decoder output (after the final LayerNorm).
         input_hw: (H, W) of the network input.
+        content_hw: int Tensor[B, 2] (h, w) of the real image in each clip (None = the input).
 
     Returns:
         scores [B, S] f32, labels [B, S] int32, masks [B, S, T, H/4, W/4] f32, boxes [B, S, T, 4]
@@ -68,8 +71,11 @@ def contract_outputs(
     t = q // num_ins
     frame_probs = class_scores(logits, class_offset).reshape(b, t, num_ins, -1)
     scores, labels = clip_score_and_label(frame_probs)
-    h, w = input_hw
-    scale = boxes.new_tensor([w, h, w, h])
+    if content_hw is None:
+        h, w = input_hw
+        scale = boxes.new_tensor([w, h, w, h])
+    else:  # (w, h, w, h) per clip, Tensor[B, 1, 4]
+        scale = content_hw.flip(-1).repeat(1, 2).to(boxes.dtype)[:, None, :]
     boxes_xyxy = (cxcywh_to_xyxy(boxes) * scale).reshape(b, t, num_ins, 4).transpose(1, 2)
     embeddings = F.normalize(hs.reshape(b, t, num_ins, d).mean(dim=1), dim=-1)
     slots = torch.arange(num_ins, dtype=torch.int32, device=hs.device)

@@ -1,9 +1,11 @@
-"""VisTR's 3-D sine positional encoding over (t, y, x) (``models/position_encoding.py``, A.2).
+"""VisTR's 3-D sine positional encoding over (t, y, x) (``models/position_encoding.py:29-55``).
 
 With no padding (all frames of a clip share one size), the official cumulative sums of the
 not-padded mask are ``1…n`` along each axis, so the encoding depends only on (T, h, w). We build
 those ramps with ``arange`` and the same float32 operations, which gives bit-identical values and
-no data-dependent ops in the exported graph.
+no data-dependent ops in the exported graph. With padding (``masked``), each clip's rectangle of
+real cells gives its own running counts (``models.common.padding.cumsum_ramp``); a padded cell
+counts 0 frames, so its z is 0, as the official cumsum over T of an all-padded column.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import math
 
 import torch
 from torch import nn
+
+from models.common.padding import cell_mask, cumsum_ramp, sine_channels
 
 
 class PositionEmbeddingSine3D(nn.Module):
@@ -49,3 +53,25 @@ class PositionEmbeddingSine3D(nn.Module):
         y = self._axis(height, device)[None, :, None, :].expand(num_frames, height, width, f)
         x = self._axis(width, device)[None, None, :, :].expand(num_frames, height, width, f)
         return torch.cat((z, y, x), dim=3).reshape(num_frames * height * width, 3 * f)
+
+    def masked(self, rows: torch.Tensor, cols: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Real cells bool[B, h] x bool[B, w] of every frame of a clip -> Tensor[B, T*h*w, 3F].
+
+        Official ``z_embed = not_mask.cumsum(1)`` over the T frames of the same mask: t+1 on a
+        real cell and 0 on padding, then normalised by its last value like y and x.
+        """
+        b, h, w = rows.shape[0], rows.shape[1], cols.shape[1]
+        f, t = self.num_pos_feats, num_frames
+        y = cumsum_ramp(rows, cols, self.scale)  # [B, h, w]
+        x = cumsum_ramp(cols, rows, self.scale).transpose(1, 2)  # [B, h, w]
+        real = cell_mask(rows, cols).to(torch.float32)  # [B, h, w]
+        frame = torch.arange(1, t + 1, dtype=torch.float32, device=rows.device)
+        z = frame[None, :, None, None] * real[:, None]  # [B, T, h, w]
+        z = z / (z[:, -1:] + 1e-6) * self.scale
+        shape = (b, t, h, w, f)
+        pos = torch.cat((
+            sine_channels(z, f, self.temperature),
+            sine_channels(y, f, self.temperature)[:, None].expand(shape),
+            sine_channels(x, f, self.temperature)[:, None].expand(shape),
+        ), dim=-1)
+        return pos.reshape(b, t * h * w, 3 * f)

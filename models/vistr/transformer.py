@@ -1,7 +1,9 @@
 """VisTR's DETR transformer: post-norm encoder over all space-time tokens, post-norm decoder.
 
-``models/transformer.py`` of VisTR (A.2), batch-first. Dropout is omitted (inference only) and the
-key-padding masks are dropped (never set at test time: frames are not padded). Attention uses
+``models/transformer.py`` of VisTR, batch-first. Dropout is omitted (inference only). The padding
+mask is an optional additive ``key_bias`` [B, L] (0 / ``MASKED_LOGIT``): the official
+``key_padding_mask`` of the encoder's self-attention and the decoder's cross-attention
+(``transformer.py:56-58``; the queries' self-attention is unmasked). Attention uses
 ``PackedAttention`` (parameter names of ``nn.MultiheadAttention``, explicit matmul/softmax).
 """
 
@@ -25,10 +27,13 @@ class EncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """src Tensor[B, L, d], pos Tensor[L, d] -> Tensor[B, L, d]."""
+    def forward(
+        self, src: torch.Tensor, pos: torch.Tensor, key_bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """src Tensor[B, L, d], pos Tensor[L, d] or [B, L, d], key_bias Tensor[B, L] or None
+        -> Tensor[B, L, d]."""
         q = src + pos
-        src = self.norm1(src + self.self_attn(q, q, src))
+        src = self.norm1(src + self.self_attn(q, q, src, key_bias))
         return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
 
 
@@ -46,12 +51,19 @@ class DecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d_model)
 
     def forward(
-        self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+        key_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """tgt Tensor[B, Q, d], memory Tensor[B, L, d], pos Tensor[L, d], query_pos Tensor[Q, d]."""
+        """tgt Tensor[B, Q, d], memory Tensor[B, L, d], pos Tensor[L, d] or [B, L, d],
+        query_pos Tensor[Q, d], key_bias Tensor[B, L] (memory padding) or None."""
         q = tgt + query_pos
         tgt = self.norm1(tgt + self.self_attn(q, q, tgt))
-        tgt = self.norm2(tgt + self.multihead_attn(tgt + query_pos, memory + pos, memory))
+        cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_bias)
+        tgt = self.norm2(tgt + cross)
         return self.norm3(tgt + self.linear2(F.relu(self.linear1(tgt))))
 
 
@@ -64,9 +76,11 @@ class Encoder(nn.Module):
             EncoderLayer(d_model, nhead, dim_feedforward) for _ in range(num_layers)
         )
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, src: torch.Tensor, pos: torch.Tensor, key_bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         for layer in self.layers:
-            src = layer(src, pos)
+            src = layer(src, pos, key_bias)
         return src
 
 
@@ -86,13 +100,14 @@ class Decoder(nn.Module):
         memory: torch.Tensor,
         pos: torch.Tensor,
         query_pos: torch.Tensor,
+        key_bias: torch.Tensor | None = None,
         *,
         return_intermediate: bool = False,
     ) -> torch.Tensor:
         """Tensor[B, Q, d] (last layer), or Tensor[layers, B, Q, d] with ``return_intermediate``."""
         outputs = []
         for layer in self.layers:
-            tgt = layer(tgt, memory, pos, query_pos)
+            tgt = layer(tgt, memory, pos, query_pos, key_bias)
             if return_intermediate:
                 outputs.append(self.norm(tgt))
         return torch.stack(outputs) if return_intermediate else self.norm(tgt)
@@ -121,17 +136,21 @@ class Transformer(nn.Module):
         src: torch.Tensor,
         pos: torch.Tensor,
         query_embed: torch.Tensor,
+        key_bias: torch.Tensor | None = None,
         *,
         return_intermediate: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """src Tensor[B, L, d] (L = T·h·w, order t, y, x), pos Tensor[L, d], queries Tensor[Q, d].
+        """src Tensor[B, L, d] (L = T·h·w, order t, y, x), pos Tensor[L, d] (no padding) or
+        Tensor[B, L, d], queries Tensor[Q, d], key_bias None or Tensor[B, L] (padding).
 
         Returns (hs Tensor[B, Q, d] — or [layers, B, Q, d] — , memory Tensor[B, L, d]).
         The decoder target starts at zeros; ``query_embed`` is its positional embedding.
         """
-        memory = self.encoder(src, pos)
+        memory = self.encoder(src, pos, key_bias)
         tgt = torch.zeros(
             src.shape[0], query_embed.shape[0], src.shape[2], dtype=src.dtype, device=src.device
         )
-        hs = self.decoder(tgt, memory, pos, query_embed, return_intermediate=return_intermediate)
+        hs = self.decoder(
+            tgt, memory, pos, query_embed, key_bias, return_intermediate=return_intermediate
+        )
         return hs, memory

@@ -1,4 +1,6 @@
-"""IFC tiny: onnxruntime vs PyTorch, one-stage and two-stage exports, at T = 1, 3, 5, 12.
+"""IFC tiny: onnxruntime vs PyTorch, one-stage and two-stage exports, at T = 1, 3, 5, 12, on
+whole inputs (``content_hw`` fed as the full input) and on letterboxed clips of a 4:3, a 16:9 and
+a small source in one batch (``content_hw`` per row; the graphs mask the padding).
 
 Tolerances (fp32, CPU; measured max errors over T ∈ {1, 3, 5, 12}, both variants, in brackets):
 - scores, embeddings: 1e-5 abs — softmax / L2-norm of the same fp32 math, op order differs
@@ -16,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from padded_clips import TINY_CONTENTS, letterboxed
 
 from export.onnx_export import export_onnx
 from export.two_stage import (
@@ -25,7 +28,8 @@ from export.two_stage import (
     export_two_stage,
 )
 from models import build_model
-from models.base import OUTPUT_NAMES
+from models.base import CONTENT_HW, OUTPUT_NAMES
+from runtime.backends.base import engine_feeds
 
 SCORE_ATOL = 1e-5  # softmax/normalize of identical fp32 inputs, different op order
 MASK_ATOL = 5e-5  # sigmoid of |logit| ~ 10 after conv stacks; measured 4.2e-6
@@ -68,10 +72,24 @@ def _frames(t: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 256, (1, t, 192, 320, 3), dtype=torch.uint8, generator=g)
 
 
-def _run_two_stage(two_stage, frames: np.ndarray) -> dict[str, np.ndarray]:
-    exported, frame_sess, clip_sess = two_stage
+def _run_one_stage(session, frames: np.ndarray, content_hw: np.ndarray | None = None):
+    feeds = engine_feeds([i.name for i in session.get_inputs()], frames, content_hw)
+    return dict(zip(OUTPUT_NAMES, session.run(None, feeds), strict=True))
+
+
+def _run_clip_stage(two_stage, features: list[np.ndarray], content_hw: np.ndarray) -> dict:
+    exported, _, clip_sess = two_stage
+    feeds = dict(zip(exported.feature_names, features, strict=True))
+    feeds[CONTENT_HW] = content_hw
+    return dict(zip(OUTPUT_NAMES, clip_sess.run(None, feeds), strict=True))
+
+
+def _run_two_stage(two_stage, frames: np.ndarray, content_hw: np.ndarray | None = None):
+    _, frame_sess, _ = two_stage
     features = frame_sess.run(None, {"frames": frames})
-    return dict(zip(OUTPUT_NAMES, clip_sess.run(None, dict(zip(exported.feature_names, features, strict=True))), strict=True))
+    if content_hw is None:
+        content_hw = engine_feeds([CONTENT_HW], frames, None)[CONTENT_HW]  # the whole input
+    return _run_clip_stage(two_stage, features, content_hw)
 
 
 def assert_parity(ref: dict[str, torch.Tensor], out: dict[str, np.ndarray]) -> dict[str, float]:
@@ -95,7 +113,7 @@ def test_one_stage_parity(model, one_stage, t):
     frames = _frames(t, seed=t)
     with torch.no_grad():
         ref = model(frames)
-    assert_parity(ref, dict(zip(OUTPUT_NAMES, one_stage.run(None, {"frames": frames.numpy()}), strict=True)))
+    assert_parity(ref, _run_one_stage(one_stage, frames.numpy()))
 
 
 @pytest.mark.parametrize("t", FRAMES)
@@ -106,29 +124,47 @@ def test_two_stage_parity(model, two_stage, t):
     assert_parity(ref, _run_two_stage(two_stage, frames.numpy()))
 
 
+@pytest.mark.parametrize("variant", ["one_stage", "two_stage"])
+def test_letterboxed_clips_parity(model, one_stage, two_stage, variant):
+    """Three clips of different real sizes in one batch (B=3 is not the export sample's 2)."""
+    frames, content = letterboxed(model, TINY_CONTENTS, 5, seed=11)
+    with torch.no_grad():
+        ref = model(frames, content)
+    run = _run_one_stage if variant == "one_stage" else _run_two_stage
+    got = run(one_stage if variant == "one_stage" else two_stage, frames.numpy(), content.numpy())
+    assert_parity(ref, got)
+
+
 def test_two_stage_streaming_reuses_cached_frame_features(model, two_stage):
-    """Runtime use: frame stage once per frame (T=1 calls), clip stage on the cached window."""
-    exported, frame_sess, clip_sess = two_stage
-    frames = _frames(6, seed=7).numpy()
+    """Runtime use: frame stage once per frame (T=1 calls), clip stage on the cached window of a
+    letterboxed 4:3 source."""
+    _, frame_sess, _ = two_stage
+    frames, content = letterboxed(model, TINY_CONTENTS[:1], 6, seed=7)
+    frames = frames.numpy()
     cache = [frame_sess.run(None, {"frames": frames[:, i : i + 1]}) for i in range(6)]
     for start in (0, 1):  # windows [0, 5) and [1, 6) of T=5, stride 1
         window = [np.concatenate(parts, axis=1) for parts in zip(*cache[start : start + 5], strict=True)]
-        out = dict(zip(OUTPUT_NAMES, clip_sess.run(None, dict(zip(exported.feature_names, window, strict=True))), strict=True))
+        out = _run_clip_stage(two_stage, window, content.numpy())
         with torch.no_grad():
-            ref = model(torch.from_numpy(frames[:, start : start + 5]))
+            ref = model(torch.from_numpy(frames[:, start : start + 5]), content)
         assert_parity(ref, out)
 
 
 def test_two_stage_inputs_are_dynamic_and_listed(two_stage):
     exported, frame_sess, clip_sess = two_stage
     assert isinstance(exported, TwoStageExport)
-    assert [i.name for i in clip_sess.get_inputs()] == list(exported.feature_names)
+    clip_inputs = {i.name: i for i in clip_sess.get_inputs()}
+    assert list(clip_inputs) == [*exported.feature_names, CONTENT_HW]
     assert [o.name for o in clip_sess.get_outputs()] == list(OUTPUT_NAMES)
     for tensor in (*frame_sess.get_inputs(), *clip_sess.get_inputs()):
-        assert all(isinstance(d, str) for d in tensor.shape[:2]), tensor.shape
+        dynamic = tensor.shape[:1] if tensor.name == CONTENT_HW else tensor.shape[:2]
+        assert all(isinstance(d, str) for d in dynamic), tensor.shape
+    content = clip_inputs[CONTENT_HW]
+    assert content.type == "tensor(int32)" and content.shape[1] == 2
     stages = exported.manifest_stages()
     assert [s["stage"] for s in stages] == ["frame", "clip"]
-    assert stages[0]["outputs"] == stages[1]["inputs"] == ["src", "fpn1", "fpn2"]
+    assert stages[0]["outputs"] == ["src", "fpn1", "fpn2"]
+    assert stages[1]["inputs"] == ["src", "fpn1", "fpn2", CONTENT_HW]
     assert stages[0]["file"] == exported.frame_path.name and len(stages[1]["sha256"]) == 64
 
 

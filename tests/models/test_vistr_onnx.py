@@ -1,7 +1,10 @@
 """Tiny VisTR exported to ONNX (static T, dynamic B) matches eager PyTorch in onnxruntime.
 
-The export sample has B=2; parity is checked at B=1 and B=3. The weights are randomised with
-sizeable deformable-conv offsets (a few pixels, so samples fall between pixels and off the map).
+The graph takes ``frames`` and ``content_hw`` (the real image per clip; the graph masks the
+padding and scales boxes by it). The export sample has B=2; parity is checked at B=1 on a whole
+input and at B=3 on letterboxed clips of a 4:3, a 16:9 and a small source. The weights are
+randomised with sizeable deformable-conv offsets (a few pixels, so samples fall between pixels
+and off the map).
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from padded_clips import TINY_CONTENTS, letterboxed
 
+from export.onnx_export import export_onnx
 from models import build_model
-from models.base import OUTPUT_NAMES
+from models.base import CONTENT_HW, OUTPUT_NAMES
+from runtime.backends.base import engine_feeds
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -48,31 +54,18 @@ def _randomize_(model: torch.nn.Module) -> None:
 def exported(tmp_path_factory):
     model = build_model("vistr", "tiny")
     _randomize_(model)
-    h, w = model.spec.input_hw
-    sample = torch.randint(0, 256, (2, 6, h, w, 3), dtype=torch.uint8)
-    path = tmp_path_factory.mktemp("vistr") / "vistr_tiny.onnx"
-    batch = torch.export.Dim("B", min=1, max=model.spec.batch[2])
-    torch.onnx.export(
-        model,
-        (sample,),
-        str(path),
-        dynamo=True,
-        opset_version=18,
-        input_names=["frames"],
-        output_names=list(OUTPUT_NAMES),
-        dynamic_shapes={"frames": {0: batch}},
-        external_data=False,
-        verbose=False,
-    )
+    path = export_onnx(model, tmp_path_factory.mktemp("vistr") / "vistr_tiny.onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return model, path, session
 
 
 def test_graph_has_static_t_dynamic_b_and_standard_ops(exported):
     _, path, session = exported
-    (frames,) = session.get_inputs()
+    frames, content = session.get_inputs()
     assert frames.name == "frames" and frames.type == "tensor(uint8)"
     assert isinstance(frames.shape[0], str) and frames.shape[1:] == [6, 192, 320, 3]
+    assert content.name == CONTENT_HW and content.type == "tensor(int32)"
+    assert isinstance(content.shape[0], str) and content.shape[1] == 2
     outputs = {o.name: (o.shape[1:], o.type) for o in session.get_outputs()}
     assert outputs == {
         "scores": ([10], "tensor(float)"),
@@ -90,12 +83,19 @@ def test_graph_has_static_t_dynamic_b_and_standard_ops(exported):
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_onnxruntime_matches_pytorch(exported, batch):
+    """B=1: a whole 192x320 input (content_hw fed as the full input); B=3: letterboxed clips."""
     model, _, session = exported
-    g = torch.Generator().manual_seed(batch)
-    frames = torch.randint(0, 256, (batch, 6, 192, 320, 3), generator=g, dtype=torch.uint8)
+    if batch == 1:
+        g = torch.Generator().manual_seed(batch)
+        frames = torch.randint(0, 256, (batch, 6, 192, 320, 3), generator=g, dtype=torch.uint8)
+        content = None
+    else:
+        frames, content = letterboxed(model, TINY_CONTENTS, 6, seed=batch)
     with torch.no_grad():
-        ref = {k: v.numpy() for k, v in model(frames).items()}
-    got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"frames": frames.numpy()})))
+        ref = {k: v.numpy() for k, v in model(frames, content).items()}
+    names = [i.name for i in session.get_inputs()]
+    feeds = engine_feeds(names, frames.numpy(), None if content is None else content.numpy())
+    got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), feeds)))
     np.testing.assert_array_equal(got["labels"], ref["labels"])
     np.testing.assert_array_equal(got["query_index"], ref["query_index"])
     np.testing.assert_allclose(got["scores"], ref["scores"], rtol=0, atol=SCORES_ATOL)

@@ -51,7 +51,8 @@ def test_ifc_manifest_lists_both_stages_with_parity(model_artifacts):
     assert manifest.has_stages("onnx", "fp32")
     frame = manifest.artifact("onnx", "fp32", stage="frame")
     clip = manifest.artifact("onnx", "fp32", stage="clip")
-    assert frame["inputs"] == ["frames"] and frame["outputs"] == clip["inputs"] == ["src", "fpn1", "fpn2"]
+    assert frame["inputs"] == ["frames"] and frame["outputs"] == ["src", "fpn1", "fpn2"]
+    assert clip["inputs"] == ["src", "fpn1", "fpn2", "content_hw"]  # the clip stage masks padding
     assert manifest.artifact("onnx", "fp32")["file"] == "model.onnx"  # the whole graph stays the default entry
     parity = manifest.data["parity"]["onnxruntime_two_stage"]
     assert parity["scores_max_abs"] <= 1e-4 and parity["masks_max_abs"] <= 1e-3

@@ -231,3 +231,47 @@ def test_vistr_assignment_choice_reaches_the_loss_and_is_checked():
         _loss_function(TrainConfig(model="tevit", assignment="region"))
     with pytest.raises(SystemExit, match="unknown"):
         _loss_function(TrainConfig(model="vistr", assignment="grid"))
+
+
+@pytest.mark.parametrize("name", ["ifc", "vistr"])
+def test_losses_give_the_model_each_clips_real_image_size(name):
+    """As the official training masks its padded batch, each clip's content_hw reaches the model."""
+    from training.data import Clip
+    from training.loop import LOSSES
+
+    torch.manual_seed(0)
+    model = build_model(name, "tiny").train()
+    t = model.spec.fixed_frames or 2
+    h, w = model.spec.input_hw
+    clips = []
+    for content in ((180, 320), None):
+        masks = np.zeros((1, t, h, w), bool)
+        masks[0, :, 20:60, 40:100] = True
+        clips.append(Clip(np.zeros((t, h, w, 3), np.uint8), np.array([1]), masks,
+                          np.tile(np.float32([40, 20, 100, 60]), (1, t, 1)), np.ones((1, t), bool),
+                          content_hw=content))
+    method = "official_outputs" if name == "ifc" else "forward_raw"
+    seen = []
+    original = getattr(model, method)
+
+    def spy(*args):
+        seen.append(args[-1].tolist())
+        return original(*args)
+
+    with mock.patch.object(model, method, side_effect=spy):
+        LOSSES[name](model, clips)
+    assert seen == [[[180, 320], [h, w]]]
+
+
+def test_vistr_gt_boxes_are_normalised_by_the_real_image():
+    """Official ``Normalize`` divides by the image size before padding (transforms.py:507-511)."""
+    from training.data import Clip
+    from training.vistr_loss import clip_boxes_cxcywh
+
+    box = np.float32([[[40, 20, 100, 60]]])  # xyxy pixels, N=1, T=1
+    clip = Clip(np.zeros((1, 192, 320, 3), np.uint8), np.array([0]), np.zeros((1, 1, 192, 320), bool),
+                box, np.ones((1, 1), bool), content_hw=(180, 240))
+    expected = torch.tensor([[[70 / 240, 40 / 180, 60 / 240, 40 / 180]]])
+    torch.testing.assert_close(clip_boxes_cxcywh(clip), expected)
+    clip.content_hw = None  # the whole frame
+    torch.testing.assert_close(clip_boxes_cxcywh(clip), torch.tensor([[[70 / 320, 40 / 192, 60 / 320, 40 / 192]]]))
