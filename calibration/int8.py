@@ -140,7 +140,12 @@ def _quantize_onnxruntime(src: Path, dst: Path, windows: np.ndarray, *, method: 
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         per_channel=True, calibrate_method=calib, nodes_to_quantize=nodes,
                         op_types_to_quantize=op_types,  # also limits the calibrated tensors
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                        # Biases stay float: onnxruntime would store them as INT32 behind a
+                        # DequantizeLinear, and TensorRT's DequantizeLinear takes INT8/FP8/FP4/
+                        # INT4 only (onnx-tensorrt docs/operators.md); TensorRT fuses float
+                        # biases into the quantized Conv/Gemm itself.
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "QuantizeBias": False})
 
 
 def quantize_int8(src: str | Path, dst: str | Path, windows: np.ndarray, *, method: str = "max",

@@ -18,7 +18,14 @@ Rules (tokens of the ``checks`` column):
 ``rank:I=4|5``             input I has one of these ranks
 ``static:I``               input I has only fixed dimensions
 ``outputs:N``              at most N outputs are used
+``dtype:I=INT8|FP8``       input I has one of these element types
 =========================  ===============================================================
+
+Tensor types: UINT8 only as a graph input consumed by nothing but ``Cast`` (or as a graph output);
+INT8 only as Q/DQ data or zero points (explicit quantization); no STRING, complex or wide unsigned
+types. Sources: NVIDIA/TensorRT issue 3985 (UINT8 inputs must feed a Cast directly) and the
+QuantizeLinear/DequantizeLinear importer of onnx-tensorrt 10.1 (``onnxOpImporters.cpp``
+``QuantDequantLinearHelper``: INT8/FP8/INT4 zero points, which must be all zeros).
 """
 
 from __future__ import annotations
@@ -30,17 +37,13 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from export.trt_support.rules import RULES, GraphFacts
+from export.trt_support.rules import RULES, TABLE_TYPE, GraphFacts
 from export.trt_support.table import SupportTable
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
                     "Multinomial", "Bernoulli"}
 UNSUPPORTED_TYPES = {"STRING", "COMPLEX64", "COMPLEX128", "UINT16", "UINT32", "UINT64", "INT16"}
-# ONNX element type -> the names of the tables' ``types`` column
-TABLE_TYPE = {"FLOAT": "FP32", "FLOAT16": "FP16", "BFLOAT16": "BF16", "INT32": "INT32",
-              "INT64": "INT64", "INT8": "INT8", "UINT8": "UINT8", "BOOL": "BOOL", "INT4": "INT4",
-              "FLOAT8E4M3FN": "FP8", "FLOAT4E2M1": "FP4"}
 DATA_INPUT = {"Where": 1}  # ops whose typed data input is not input 0
 
 
@@ -171,11 +174,38 @@ def _check_input_type(node: onnx.NodeProto, row, facts: GraphFacts) -> list[Lint
                       f"documented types are {' '.join(row.types)}")]
 
 
+def _qdq_tensors(model: onnx.ModelProto) -> set[str]:
+    """Tensors explicit quantization may hold in INT8: Q outputs, DQ data inputs and the zero
+    points (input 2) of both."""
+    names = set()
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear":
+            names.update(node.output[:1])
+        if node.op_type == "DequantizeLinear":
+            names.update(node.input[:1])
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            names.update(node.input[2:3])
+    return names
+
+
+def _check_uint8_inputs(model: onnx.ModelProto) -> list[LintIssue]:
+    """A uint8 graph input may feed only Cast nodes (NVIDIA/TensorRT issue 3985)."""
+    issues = []
+    for value in model.graph.input:
+        if value.type.tensor_type.elem_type != onnx.TensorProto.UINT8:
+            continue
+        others = [n for n in model.graph.node if value.name in n.input and n.op_type != "Cast"]
+        for node in others:
+            issues.append(LintIssue("error", node.op_type, node.name, f"reads the UINT8 network "
+                                    f"input {value.name!r}; TensorRT lets UINT8 inputs feed only a "
+                                    "Cast: read the Cast's output instead (export.graph_fixes)"))
+    return issues
+
+
 def _check_types(model: onnx.ModelProto, facts: GraphFacts) -> list[LintIssue]:
     graph_io = {v.name for v in (*model.graph.input, *model.graph.output)}
-    dq_inputs = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    q_outputs = {n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    issues = []
+    quantized = _qdq_tensors(model)
+    issues = _check_uint8_inputs(model)
     for name, tproto in sorted(facts.types.items()):
         if not tproto.HasField("tensor_type"):
             continue
@@ -185,9 +215,10 @@ def _check_types(model: onnx.ModelProto, facts: GraphFacts) -> list[LintIssue]:
         elif dtype == "UINT8" and name not in graph_io and facts.consumers[name]:
             issues.append(LintIssue("error", "tensor", name, "UINT8 is only supported as a "
                                     "network input or output; cast right after the input"))
-        elif dtype == "INT8" and name not in q_outputs and name not in dq_inputs:
+        elif dtype == "INT8" and name not in quantized:
             issues.append(LintIssue("error", "tensor", name, "INT8 tensors must come from "
-                                    "QuantizeLinear or be DequantizeLinear weights (explicit Q/DQ)"))
+                                    "QuantizeLinear or be DequantizeLinear weights or Q/DQ zero "
+                                    "points (explicit Q/DQ)"))
         elif dtype == "DOUBLE":
             issues.append(LintIssue("warning", "tensor", name, "DOUBLE is cast down to FLOAT"))
     return issues

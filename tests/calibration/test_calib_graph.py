@@ -142,3 +142,41 @@ def test_repository_keep_lists_parse():
     assert {g.selector.name for g in tevit.fp16_groups} >= {"layer_norm", "softmax",
                                                             "roi_level_map"}
     assert json.loads(tevit.path.read_text())["model"] == "tevit"
+
+
+def _frames_gemm_model() -> onnx.ModelProto:
+    """uint8 frames [B, T, 2, 2, 3] -> Cast -> Reshape [-1, 12] -> Gemm(w, bias) -> y [N, 4]."""
+    rng = np.random.default_rng(5)
+    inits = [onnx.numpy_helper.from_array(np.array([-1, 12], np.int64), "shape"),
+             onnx.numpy_helper.from_array(rng.normal(size=(12, 4)).astype(np.float32), "w"),
+             onnx.numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "bias")]
+    nodes = [onnx.helper.make_node("Cast", ["frames"], ["x"], to=onnx.TensorProto.FLOAT, name="cast"),
+             onnx.helper.make_node("Reshape", ["x", "shape"], ["x2"], name="flat"),
+             onnx.helper.make_node("Gemm", ["x2", "w", "bias"], ["y"], name="gemm")]
+    graph = onnx.helper.make_graph(
+        nodes, "g", [onnx.helper.make_tensor_value_info("frames", onnx.TensorProto.UINT8,
+                                                        ["B", "T", 2, 2, 3])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 4])], inits)
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+
+
+def test_onnxruntime_int8_keeps_biases_float_for_tensorrt(tmp_path):
+    """Issue 21 item 3: onnxruntime's quantizer would store the Gemm bias as INT32 behind a
+    DequantizeLinear, which TensorRT refuses; the fallback engine keeps it float."""
+    from calibration.int8 import quantize_int8
+    from export.trt_support import lint_onnx, load_support_table
+
+    onnx.save(_frames_gemm_model(), tmp_path / "m.onnx")
+    windows = np.random.default_rng(6).integers(0, 255, (3, 2, 2, 2, 3), dtype=np.uint8)
+    quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", windows, engine="onnxruntime",
+                  candidates={"gemm"}, op_types=("Gemm",), exclude=set())
+    q = onnx.load(str(tmp_path / "q.onnx"))
+    assert "gemm" in quantized_nodes(q)
+    types = {i.name: i.data_type for i in q.graph.initializer}
+    dq_inputs = [n.input[0] for n in q.graph.node if n.op_type == "DequantizeLinear"]
+    assert dq_inputs and onnx.TensorProto.INT32 not in {types.get(n) for n in dq_inputs}
+    gemm = next(n for n in q.graph.node if n.name == "gemm")
+    assert types[gemm.input[2]] == onnx.TensorProto.FLOAT  # the bias itself, not a DQ output
+    for major in (10, 11):
+        report = lint_onnx(tmp_path / "q.onnx", load_support_table(major))
+        assert report.ok, report.format()
