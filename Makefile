@@ -37,7 +37,8 @@ test-gpu: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# ROI_ALIGN=onnx writes TeViT's RoIAlign as the ONNX RoiAlign op (faster) instead of GridSample.
+# TeViT's RoIAlign is exported as the ONNX RoiAlign op (fast; TensorRT's ROIAlign_TRT plugin);
+# ROI_ALIGN=grid_sample writes it with GridSample instead, for runtimes without RoiAlign.
 # PRECISION=fp16|int8 adds model.<precision>.onnx, calibrated on CALIB (video, folder, dataset
 # or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory. AP_DATA=DIR (a generated val
 # set) makes the budget a YouTube-VIS AP drop on DIR instead of output parity.

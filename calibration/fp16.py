@@ -20,6 +20,8 @@ import onnx
 
 from calibration.errors import QuantizerUnavailableError
 from calibration.graph import exact_name_regex
+from export.graph_fixes import shapes_from_cast, uint8_inputs
+from runtime.backends.base import engine_feeds
 
 log = logging.getLogger("visdeploy.calibration")
 DEFAULT_DATA_MAX = 512.0
@@ -80,12 +82,33 @@ def linear_cleanup_patch():
         PrecisionConverter._cleanup_no_consumer_nodes = original
 
 
-def write_reference_inputs(windows: np.ndarray, folder: Path) -> Path:
-    """One ``frames`` batch of 1 per window as NPZ files (AutoCast's multi-batch input format)."""
+def write_reference_inputs(windows: np.ndarray, folder: Path, inputs=("frames",)) -> Path:
+    """One batch of 1 per window as NPZ files (AutoCast's multi-batch input format): ``frames``
+    and, when the graph's ``inputs`` list it, ``content_hw`` = the whole input."""
     folder.mkdir(parents=True, exist_ok=True)
     for i, window in enumerate(windows):
-        np.savez(folder / f"{i:04d}.npz", frames=window[None])
+        np.savez(folder / f"{i:04d}.npz", **engine_feeds(list(inputs), window[None]))
     return folder
+
+
+def shapes_to_input(model: onnx.ModelProto) -> int:
+    """Undo ``export.graph_fixes.shapes_from_cast`` on a working copy (in place): ``Shape`` nodes
+    that read the Cast of a uint8 input read the input itself again; returns how many.
+
+    ModelOpt 0.47 AutoCast mis-wires such graphs when a keep-list keeps a reader of that Cast
+    in FP32: measured on the tiny IFC export, node_Reshape_1687 then reads the uint8 ``frames``
+    directly and onnxruntime refuses the FP16 graph ("Type (tensor(float)) of output arg (view)
+    ... does not match expected type (tensor(uint8))"); with the Shape readers on the input it
+    converts correctly. ``convert_fp16`` converts this form and re-applies ``shapes_from_cast``.
+    """
+    moved = 0
+    for name in uint8_inputs(model):
+        casts = {n.output[0] for n in model.graph.node if n.op_type == "Cast" and n.input[0] == name}
+        for node in model.graph.node:
+            if node.op_type == "Shape" and node.input[0] in casts:
+                node.input[0] = name
+                moved += 1
+    return moved
 
 
 def forget_shared_unknown_dims(model: onnx.ModelProto) -> int:
@@ -128,9 +151,14 @@ def convert_fp16(src: str | Path, dst: str | Path, windows: np.ndarray, *,
     convert = _import_autocast(log_level)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="visdeploy_fp16_") as tmp:
-        ref = write_reference_inputs(windows, Path(tmp) / "reference")
         work = Path(tmp) / "model.onnx"  # private copy: converters may write beside the input
-        shutil.copyfile(src, work)
+        source = onnx.load(str(src))
+        inputs = [v.name for v in source.graph.input]
+        ref = write_reference_inputs(windows, Path(tmp) / "reference", inputs)
+        if shapes_to_input(source):  # AutoCast workaround, undone below
+            onnx.save(source, str(work))
+        else:
+            shutil.copyfile(src, work)
         with linear_cleanup_patch():
             model = convert(str(work), low_precision_type="fp16",
                             nodes_to_exclude=[exact_name_regex(keep_nodes)] if keep_nodes else None,
@@ -138,6 +166,7 @@ def convert_fp16(src: str | Path, dst: str | Path, windows: np.ndarray, *,
                             data_max=data_max)
     dst = Path(dst)
     forget_shared_unknown_dims(model)
+    shapes_from_cast(model)  # TensorRT: a uint8 input feeds only Casts
     onnx.save(model, str(dst))
     result = Fp16Result(dst, len(model.graph.node), _count_fp16(model), len(keep_nodes),
                         time.perf_counter() - start)

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from calibration.errors import CalibrationError, QuantizerUnavailableError
 from calibration.graph import exact_name_regex
+from runtime.backends.base import engine_feeds, full_content_hw
+from runtime.manifest import CONTENT_HW
 
 log = logging.getLogger("visdeploy.calibration")
 METHODS = ("max", "entropy", "percentile")
@@ -99,17 +102,29 @@ def _quantize_modelopt(src: Path, dst: Path, windows: np.ndarray, *, method: str
     from modelopt.onnx.quantization import quantize
 
     _, t, h, w, c = windows.shape
+    data, shapes = {"frames": windows}, f"frames:1x{t}x{h}x{w}x{c}"
+    if CONTENT_HW in graph_inputs(src):  # the whole input is the image (engine_feeds' default)
+        data[CONTENT_HW] = full_content_hw(len(windows), (h, w))
+        shapes += f",{CONTENT_HW}:1x2"
     with restored_ort_quantization():
-        quantize(onnx_path=str(src), quantize_mode="int8", calibration_data={"frames": windows},
-                 calibration_method=method, calibration_shapes=f"frames:1x{t}x{h}x{w}x{c}",
+        quantize(onnx_path=str(src), quantize_mode="int8", calibration_data=data,
+                 calibration_method=method, calibration_shapes=shapes,
                  calibration_eps=["cpu"], high_precision_dtype="fp32",
                  op_types_to_quantize=op_types,
                  nodes_to_exclude=[exact_name_regex(exclude)] if exclude else [],
                  output_path=str(dst), log_level="WARNING")
 
 
-def _window_reader(windows: np.ndarray):
-    """onnxruntime ``CalibrationDataReader`` over uint8 windows [N, T, H, W, 3], one per step."""
+def graph_inputs(path: Path) -> list[str]:
+    """Names of the ONNX file's graph inputs (``frames``, maybe ``content_hw``)."""
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    return [v.name for v in model.graph.input if v.name not in initializers]
+
+
+def _window_reader(windows: np.ndarray, inputs: list[str]):
+    """onnxruntime ``CalibrationDataReader`` over uint8 windows [N, T, H, W, 3], one per step
+    (with ``content_hw`` = the whole input when the graph takes it)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class WindowReader(CalibrationDataReader):
@@ -118,7 +133,7 @@ def _window_reader(windows: np.ndarray):
 
         def get_next(self):
             window = next(self._it, None)
-            return None if window is None else {"frames": window[None]}
+            return None if window is None else engine_feeds(inputs, window[None])
 
     return WindowReader()
 
@@ -128,7 +143,7 @@ def _quantize_onnxruntime(src: Path, dst: Path, windows: np.ndarray, *, method: 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    reader = _window_reader(windows)
+    reader = _window_reader(windows, graph_inputs(src))
     calib = {"max": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
              "percentile": CalibrationMethod.Percentile}[method]
     with tempfile.TemporaryDirectory(prefix="visdeploy_int8_") as tmp:

@@ -44,9 +44,13 @@ def with_parity_output(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def run_windows(session, windows: np.ndarray) -> list[dict[str, np.ndarray]]:
-    """One run per window (batch 1): list of {output name: array}."""
+    """One run per window (batch 1): list of {output name: array}. A graph that takes
+    ``content_hw`` gets the whole input as the image size (``engine_feeds``)."""
+    from runtime.backends.base import engine_feeds
+
     names = [o.name for o in session.get_outputs()]
-    return [dict(zip(names, session.run(names, {"frames": w[None]}), strict=True))
+    inputs = [i.name for i in session.get_inputs()]
+    return [dict(zip(names, session.run(names, engine_feeds(inputs, w[None])), strict=True))
             for w in windows]
 
 

@@ -21,9 +21,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need full unpickling")
     parser.add_argument("--out", default=None, help="artifact directory (default: artifacts/<model>)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, choices=SUPPORTED_OPSETS)
-    parser.add_argument("--roi-align", choices=["grid_sample", "onnx"], default=None,
-                        help="TeViT's RoIAlign in the graph: grid_sample (pure tensor ops, default) "
-                             "or onnx (the RoiAlign op: faster on onnxruntime and TensorRT)")
+    parser.add_argument("--roi-align", choices=["onnx", "grid_sample"], default=None,
+                        help="TeViT's RoIAlign in the graph: onnx (the RoiAlign op, default: "
+                             "faster on onnxruntime, TensorRT's ROIAlign_TRT plugin) or "
+                             "grid_sample (pure tensor ops, for runtimes without RoiAlign)")
     stages = parser.add_mutually_exclusive_group()
     stages.add_argument("--two-stage", dest="two_stage", action="store_true", default=None,
                         help="also export frame_stage.onnx + clip_stage.onnx (default for models "

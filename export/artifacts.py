@@ -21,6 +21,7 @@ log = logging.getLogger("visdeploy.export")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 RANDOM_INIT_SEED = 0
+DEFAULT_ROI_ALIGN = "onnx"  # TeViT's RoIAlign as the ONNX RoiAlign op (issue 21 item 6)
 
 
 @dataclass
@@ -78,9 +79,10 @@ def export_artifacts(
     parity, and lists them in the manifest with ``stage``, ``inputs`` and ``outputs``; the runtime
     then computes each frame's features once across overlapping windows.
 
-    ``roi_align`` (TeViT only): ``grid_sample`` (default; pure tensor ops) or ``onnx`` (the ONNX
-    RoiAlign op, much faster on onnxruntime CPU; see bench/RESULTS.md); recorded in the manifest's
-    ``model_extra.roi_align``.
+    ``roi_align`` (TeViT only): ``onnx`` (default: the standard ONNX RoiAlign op, 2.9x eager on
+    onnxruntime CPU for msgshift where the GridSample form is 0.56x, bench/RESULTS.md; TensorRT
+    builds it with its ROIAlign_TRT plugin, plugins/) or ``grid_sample`` (pure tensor ops, for
+    runtimes without RoiAlign); recorded in the manifest's ``model_extra.roi_align``.
 
     Without ``checkpoint`` the repository's checkpoint is used when one exists; otherwise a seeded
     random init, with a warning that outputs are meaningless. Raises ``ParityError`` (nothing is
@@ -95,10 +97,10 @@ def export_artifacts(
     torch.manual_seed(RANDOM_INIT_SEED)
     with _Phase(f"Building {name}/{preset}"):
         model = build_model(name, preset, checkpoint, trust_checkpoint=trust_checkpoint)
-    if roi_align is not None:
-        if not hasattr(model, "use_roi_align"):
-            raise ExportError(f"--roi-align applies to models with RoIAlign (TeViT), not {name}")
-        model.use_roi_align(roi_align)
+    if roi_align is not None and not hasattr(model, "use_roi_align"):
+        raise ExportError(f"--roi-align applies to models with RoIAlign (TeViT), not {name}")
+    if hasattr(model, "use_roi_align"):
+        model.use_roi_align(roi_align or DEFAULT_ROI_ALIGN)
     manifest_path = out_dir / "manifest.json"
     manifest_path.unlink(missing_ok=True)  # never leave a manifest that describes an old file
     onnx_path = out_dir / "model.onnx"

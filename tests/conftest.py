@@ -92,3 +92,51 @@ def tiny_tevit_artifacts_copy(tiny_tevit_artifacts, tmp_path):
     dest = tmp_path / "tevit"
     shutil.copytree(tiny_tevit_artifacts, dest)
     return dest
+
+
+class FakeTensorRT:
+    """A stand-in ``tensorrt`` module for refusal paths only (TensorRT cannot be installed on CPU
+    machines): a plugin registry whose standard creators appear once ``init_libnvinfer_plugins``
+    ran, libraries that register their creators when loaded, loggers, and ``__version__``."""
+
+    class Logger:
+        WARNING, ERROR = 2, 1
+
+        def __init__(self, severity=2):
+            self.severity = severity
+
+    def __init__(self, version="10.3.0.30", standard=(("ROIAlign_TRT", "2"),
+                                                      ("ModulatedDeformConv2d", "1")),
+                 libraries=None):
+        self.__version__ = version
+        self.standard, self.libraries = set(standard), dict(libraries or {})
+        self.registered: set[tuple[str, str, str]] = set()
+        self.calls: list[str] = []
+
+    def init_libnvinfer_plugins(self, logger, namespace):
+        self.calls.append("init_libnvinfer_plugins")
+        self.registered |= {(n, v, namespace) for n, v in self.standard}
+        return True
+
+    def get_plugin_registry(self):
+        fake = self
+
+        class Registry:
+            def get_creator(self, name, version, plugin_namespace=""):
+                found = (name, version, plugin_namespace) in fake.registered
+                return object() if found else None
+
+            def load_library(self, path):
+                fake.calls.append(f"load_library {path}")
+                if path not in fake.libraries:
+                    return None
+                fake.registered |= set(fake.libraries[path])
+                return object()
+
+        return Registry()
+
+
+@pytest.fixture
+def fake_tensorrt():
+    """``FakeTensorRT`` (the class; instantiate with a version and registered plugins)."""
+    return FakeTensorRT

@@ -39,6 +39,7 @@ from onnx import numpy_helper
 
 from export.trt_support.rules import RULES, TABLE_TYPE, GraphFacts
 from export.trt_support.table import SupportTable
+from plugins import CustomPlugin, load_custom_plugins
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
@@ -137,12 +138,24 @@ def _collect(graph: onnx.GraphProto, facts: GraphFacts, depth: int = 0) -> list:
     return nodes
 
 
-def _check_node(node: onnx.NodeProto, table: SupportTable, facts: GraphFacts) -> list[LintIssue]:
+def _check_custom(node: onnx.NodeProto, custom: list[CustomPlugin]) -> list[LintIssue]:
+    """A custom-domain op passes only when ``plugins/custom.json`` declares it (with its library)."""
+    declared = next((c for c in custom if (c.domain, c.op) == (node.domain, node.op_type)), None)
+    where = f"{node.domain}::{node.op_type}"
+    if declared is None:
+        return [LintIssue("error", where, node.name, "custom-domain op that plugins/custom.json "
+                          "does not declare: the TensorRT parser needs a plugin registered under "
+                          "this name; export a standard ONNX form instead or declare the plugin "
+                          "and its library there")]
+    return [LintIssue("warning", where, node.name, f"needs the plugin library {declared.library} "
+                      "(plugins/custom.json) at build and run time")]
+
+
+def _check_node(node: onnx.NodeProto, table: SupportTable, facts: GraphFacts,
+                custom: list[CustomPlugin]) -> list[LintIssue]:
     op, name = node.op_type, node.name
     if node.domain not in STANDARD_DOMAINS:
-        return [LintIssue("error", f"{node.domain}::{op}", name, "custom-domain op: the TensorRT "
-                          "parser needs a plugin registered under this name; export a standard "
-                          "ONNX form instead or add a plugin (plugins/)")]
+        return _check_custom(node, custom)
     row = table.ops.get(op)
     if row is None or not row.supported:
         later = table.added_later.get(op)
@@ -224,8 +237,11 @@ def _check_types(model: onnx.ModelProto, facts: GraphFacts) -> list[LintIssue]:
     return issues
 
 
-def lint_model(model: onnx.ModelProto, table: SupportTable) -> LintReport:
-    """Lint ``model`` (shape inference is run on a copy) against ``table``."""
+def lint_model(model: onnx.ModelProto, table: SupportTable,
+               custom: list[CustomPlugin] | None = None) -> LintReport:
+    """Lint ``model`` (shape inference is run on a copy) against ``table``; custom-domain ops
+    pass when ``custom`` (default: ``plugins/custom.json``) declares them."""
+    custom = load_custom_plugins() if custom is None else custom
     opset = next((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), 0)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
@@ -239,11 +255,12 @@ def lint_model(model: onnx.ModelProto, table: SupportTable) -> LintReport:
         report.issues.append(LintIssue("error", "model", "", f"opset {opset} is outside "
                                        f"{lo}..{hi} that {table.name} parses; re-export at opset 18"))
     for node, _ in nodes:
-        report.issues.extend(_check_node(node, table, facts))
+        report.issues.extend(_check_node(node, table, facts, custom))
     report.issues.extend(_check_types(inferred, facts))
     return report
 
 
-def lint_onnx(path: str, table: SupportTable) -> LintReport:
+def lint_onnx(path: str, table: SupportTable,
+              custom: list[CustomPlugin] | None = None) -> LintReport:
     """Load ``path`` (with external data) and lint it against ``table``."""
-    return lint_model(onnx.load(str(path)), table)
+    return lint_model(onnx.load(str(path)), table, custom)
