@@ -2,7 +2,8 @@
 
 The report holds one section per precision (``fp16``, ``int8``): data used, the keep-list rules
 and node counts, the sensitivity table, fallback steps and the final deltas. The manifest gets an
-artifact entry (file, kind, precision, sha256, size, opset, TensorRT plugins) with a short ``calibration`` summary,
+artifact entry (file, kind, precision, sha256, size, opset, TensorRT plugins) with a short
+``calibration`` summary (INT8: which high precision the unquantized layers use),
 replacing an older entry of the same kind and precision. Torch-free: ``export.manifest`` imports
 torch, so the entry is built here from ``runtime.manifest`` helpers.
 """
@@ -70,7 +71,8 @@ def _jsonable(value):
 def manifest_summary(section: dict) -> dict:
     """The short ``calibration`` block of the manifest entry."""
     final = section.get("final", {})
-    return {key: section[key] for key in ("tool", "method", "engine") if key in section} | {
+    keys = ("tool", "method", "engine", "high_precision")
+    return {key: section[key] for key in keys if key in section} | {
         "data": section.get("data", {}).get("source"),
         "windows": section.get("data", {}).get("windows"),
         "check": section.get("check", {}).get("kind"),

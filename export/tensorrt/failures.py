@@ -23,11 +23,11 @@ class EngineBuildError(RuntimeError):
     """The TensorRT builder failed after the graph parsed (exit code 1)."""
 
 
-def parser_errors(parser) -> list[str]:
+def parser_errors(onnx_parser) -> list[str]:
     """One line per ``IParserError``: ``node N 'name' (Op): reason [code]``."""
     lines = []
-    for index in range(parser.num_errors):
-        error = parser.get_error(index)
+    for index in range(onnx_parser.num_errors):
+        error = onnx_parser.get_error(index)
         lines.append(f"node {error.node()} {error.node_name()!r} ({error.node_operator()}): "
                      f"{error.desc()} [{error.code()}]")
     return lines
@@ -42,10 +42,10 @@ def reparse_for_errors(trt, onnx_path: Path, strongly_typed: bool) -> list[str]:
     if strongly_typed:  # TensorRT 10.x only (TrtFlavor.network_options); 11.x is always typed
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, trt_logger)
-    if parser.parse_from_file(str(onnx_path)):
+    onnx_parser = trt.OnnxParser(network, trt_logger)
+    if onnx_parser.parse_from_file(str(onnx_path)):
         return []
-    return parser_errors(parser) or ["the parser failed without reporting a node"]
+    return parser_errors(onnx_parser) or ["the parser failed without reporting a node"]
 
 
 def parse_failure(onnx_path: Path, errors: list[str], cause: Exception) -> EngineParseError:
