@@ -60,6 +60,22 @@ class _Phase:
             log.info("%s finished in %.1f s", self.what, time.perf_counter() - self.start)
 
 
+def _use_deform_conv(model: torch.nn.Module, name: str, form: str | None, opset: int) -> int:
+    """Apply ``--deform-conv`` (models with a deformable conv: VisTR); the opset to export at."""
+    if form is None:
+        return opset
+    from models.vistr.deform_conv import ONNX_FORM_OPSET, use_deform_conv
+
+    if not use_deform_conv(model, form):
+        raise ExportError(f"--deform-conv applies to models with a deformable conv (VisTR), "
+                          f"not {name}")
+    if form == "onnx" and opset < ONNX_FORM_OPSET:
+        log.info("the ONNX DeformConv op needs opset %d: exporting at opset %d instead of %d",
+                 ONNX_FORM_OPSET, ONNX_FORM_OPSET, opset)
+        return ONNX_FORM_OPSET
+    return opset
+
+
 def export_artifacts(
     name: str,
     preset: str,
@@ -71,6 +87,7 @@ def export_artifacts(
     parity_cases: tuple[tuple[int, int], ...] = DEFAULT_CASES,
     two_stage: bool | None = None,
     roi_align: str | None = None,
+    deform_conv: str | None = None,
 ) -> ExportResult:
     """Build ``name``/``preset``, export ``model.onnx`` into ``out_dir``, check it, write the manifest.
 
@@ -83,6 +100,11 @@ def export_artifacts(
     onnxruntime CPU for msgshift where the GridSample form is 0.56x, bench/RESULTS.md; TensorRT
     builds it with its ROIAlign_TRT plugin, plugins/) or ``grid_sample`` (pure tensor ops, for
     runtimes without RoiAlign); recorded in the manifest's ``model_extra.roi_align``.
+
+    ``deform_conv`` (VisTR only): ``grid_sample`` (default; 9 GridSample + MatMul, opset 18) or
+    ``onnx`` (the ONNX DeformConv op, which needs opset 19: the export is raised to it; TensorRT
+    >= 10.1 builds it with its ModulatedDeformConv2d plugin); recorded in
+    ``model_extra.deform_conv``.
 
     Without ``checkpoint`` the repository's checkpoint is used when one exists; otherwise a seeded
     random init, with a warning that outputs are meaningless. Raises ``ParityError`` (nothing is
@@ -101,6 +123,7 @@ def export_artifacts(
         raise ExportError(f"--roi-align applies to models with RoIAlign (TeViT), not {name}")
     if hasattr(model, "use_roi_align"):
         model.use_roi_align(roi_align or DEFAULT_ROI_ALIGN)
+    opset = _use_deform_conv(model, name, deform_conv, opset)
     manifest_path = out_dir / "manifest.json"
     manifest_path.unlink(missing_ok=True)  # never leave a manifest that describes an old file
     onnx_path = out_dir / "model.onnx"

@@ -86,6 +86,26 @@ def tiny_tevit_artifacts(tiny_tevit_export):
     return tiny_tevit_export.directory
 
 
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory):
+    """``get(name, **options)``: ExportResult of a tiny model export (``roi_align``,
+    ``deform_conv``), exported once per session and option set, with short parity cases."""
+    from export.artifacts import export_artifacts
+
+    cache = {}
+
+    def get(name: str, **options):
+        key = (name, tuple(sorted(options.items())))
+        if key not in cache:
+            label = "_".join([name, *(str(v) for v in options.values())])
+            cases = ((1, 6), (2, 6)) if name == "vistr" else ((1, 1), (2, 3))
+            cache[key] = export_artifacts(name, "tiny", tmp_path_factory.mktemp(label) / name,
+                                          parity_cases=cases, **options)
+        return cache[key]
+
+    return get
+
+
 @pytest.fixture
 def tiny_tevit_artifacts_copy(tiny_tevit_artifacts, tmp_path):
     """A private copy of the tiny TeViT artifacts that a test may corrupt."""

@@ -13,11 +13,8 @@ from export.trt_support import lint_onnx, load_support_table
 
 
 @pytest.fixture(scope="module")
-def grid_sample_export(tmp_path_factory):
-    from export.artifacts import export_artifacts
-
-    return export_artifacts("tevit", "tiny", tmp_path_factory.mktemp("roi") / "tevit",
-                            parity_cases=((1, 1), (2, 3)), roi_align="grid_sample")
+def grid_sample_export(tiny_exports):
+    return tiny_exports("tevit", roi_align="grid_sample")
 
 
 def test_default_export_uses_roi_align_with_half_pixel(tiny_tevit_export):
