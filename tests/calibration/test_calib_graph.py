@@ -180,3 +180,26 @@ def test_onnxruntime_int8_keeps_biases_float_for_tensorrt(tmp_path):
     for major in (10, 11):
         report = lint_onnx(tmp_path / "q.onnx", load_support_table(major))
         assert report.ok, report.format()
+
+
+def test_fp16_high_precision_is_modelopt_only_and_validated(tmp_path):
+    """Issue 21 item 8: FP16 for the unquantized layers of a TensorRT INT8 graph needs ModelOpt
+    (onnxruntime's quantizer keeps FP32); the CLI passes the choice through."""
+    from calibration.__main__ import options_from, parse_args
+    from calibration.errors import CalibrationError
+    from calibration.int8 import check_high_precision, quantize_int8
+
+    check_high_precision("fp16", "modelopt")
+    with pytest.raises(CalibrationError, match="needs the ModelOpt engine"):
+        check_high_precision("fp16", "onnxruntime")
+    with pytest.raises(CalibrationError, match="high precision must be one of"):
+        check_high_precision("bf16", "modelopt")
+    onnx.save(_frames_gemm_model(), tmp_path / "m.onnx")
+    windows = np.zeros((1, 2, 2, 2, 3), np.uint8)
+    with pytest.raises(CalibrationError, match="needs the ModelOpt engine"):
+        quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", windows, method="percentile",
+                      candidates={"gemm"}, op_types=("Gemm",), exclude=set(),
+                      high_precision="fp16")
+    assert not (tmp_path / "q.onnx").exists()
+    args = parse_args(["art", "--precision", "int8", "--data", "x", "--high-precision", "fp16"])
+    assert options_from(args).high_precision == "fp16"
