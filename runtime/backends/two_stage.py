@@ -20,7 +20,7 @@ import numpy as np
 from runtime.backends.base import OUTPUT_NAMES
 from runtime.backends.onnxrt import OnnxRuntimeBackend, check_session_io, open_session
 from runtime.errors import ArtifactError
-from runtime.manifest import Manifest
+from runtime.manifest import CONTENT_HW, Manifest
 
 
 def frame_digest(frame: np.ndarray) -> bytes:
