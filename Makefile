@@ -10,25 +10,39 @@ CHECKPOINT ?=
 TRUST_CHECKPOINT ?=
 INPUT_SIZE ?=
 ROI_ALIGN ?=
+DEFORM_CONV ?=
 PRECISION ?= fp32
 CALIB ?= synthetic:val:4
 AP_DATA ?=
+# onnxruntime (CPU) unless `make setup-trt` moved this venv to onnxruntime-gpu: never both wheels.
+ORT_EXTRA = $(if $(wildcard $(VENV)/.gpu),gpu,cpu)
 
-.PHONY: setup setup-trt test test-gpu lint demo export train clean
+.PHONY: setup setup-trt setup-jetson test test-gpu lint demo export train clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "[setup] installing visdeploy with extras export, eval, quant, dev (first run downloads torch: a few minutes)"
+	@echo "[setup] installing visdeploy with extras $(ORT_EXTRA), export, eval, quant, dev (first run downloads torch: a few minutes)"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[export,eval,quant,dev]"
+	$(PY) -m pip install --quiet -e ".[$(ORT_EXTRA),export,eval,quant,dev]"
 	@touch $(STAMP)
 	@echo "[setup] done: $(VENV)"
 
-# TensorRT wheels come from NVIDIA's index (not PyPI); on Jetson use JetPack's python3-libnvinfer.
+# x86_64/SBSA with an NVIDIA GPU: onnxruntime-gpu replaces the CPU wheel (never both, see
+# pyproject.toml), TensorRT wheels come from NVIDIA's index.
 setup-trt: setup
-	$(PY) -m pip install -e ".[trt]" --extra-index-url https://pypi.nvidia.com
+	$(PY) -m pip uninstall --quiet -y onnxruntime
+	$(PY) -m pip install -e ".[gpu,trt]" --extra-index-url https://pypi.nvidia.com
+	@touch $(VENV)/.gpu
+
+# Jetson (JetPack >= 6.1): TensorRT is JetPack's python3-libnvinfer, seen through a venv with
+# --system-site-packages; cuda-python pinned to CUDA 12 (docs/jetson.md).
+setup-jetson:
+	@python3 -c "import tensorrt" 2>/dev/null || { echo "[setup-jetson] JetPack's TensorRT is missing: sudo apt-get install python3-libnvinfer python3-libnvinfer-dev"; exit 1; }
+	@test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
+	@$(PY) -c "import tensorrt" 2>/dev/null || { echo "[setup-jetson] $(VENV) does not see the system TensorRT: remove it and rerun (it must be made with --system-site-packages)"; exit 1; }
+	$(PY) -m pip install --quiet -e ".[cpu,trt]" "cuda-python>=12,<13"
 
 test: setup
 	$(PY) -m pytest -q tests
@@ -42,12 +56,14 @@ lint: setup
 # TRUST_CHECKPOINT=1 allows checkpoints that need full unpickling (only for files you trust).
 # INPUT_SIZE=HxW exports for your camera's aspect ratio (multiples of 32; e.g. 384x512 for 4:3):
 # no letterbox padding, so the official computation exactly (docs/contract.md).
-# ROI_ALIGN=onnx writes TeViT's RoIAlign as the ONNX RoiAlign op (faster) instead of GridSample.
+# TeViT's RoIAlign is exported as the ONNX RoiAlign op (fast; TensorRT's ROIAlign_TRT plugin);
+# ROI_ALIGN=grid_sample writes it with GridSample instead, for runtimes without RoiAlign.
+# DEFORM_CONV=onnx writes VisTR's deformable conv as the ONNX DeformConv op (opset 19).
 # PRECISION=fp16|int8 adds model.<precision>.onnx, calibrated on CALIB (video, folder, dataset
 # or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory. AP_DATA=DIR (a generated val
 # set) makes the budget a YouTube-VIS AP drop on DIR instead of output parity.
 export: setup
-	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(TRUST_CHECKPOINT),--trust-checkpoint,) $(if $(INPUT_SIZE),--input-size $(INPUT_SIZE),) $(if $(ROI_ALIGN),--roi-align $(ROI_ALIGN),)
+	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(TRUST_CHECKPOINT),--trust-checkpoint,) $(if $(INPUT_SIZE),--input-size $(INPUT_SIZE),) $(if $(ROI_ALIGN),--roi-align $(ROI_ALIGN),) $(if $(DEFORM_CONV),--deform-conv $(DEFORM_CONV),)
 	$(if $(filter-out fp32,$(PRECISION)),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB) $(if $(AP_DATA),--ap-data $(AP_DATA),),)
 
 # Repeats the recorded stages that produced checkpoints/<MODEL>_tiny.pth (training/recipes.py).

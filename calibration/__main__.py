@@ -16,7 +16,7 @@ import logging
 import sys
 
 from calibration.errors import CalibrationError
-from calibration.int8 import ENGINES, METHODS
+from calibration.int8 import ENGINES, HIGH_PRECISIONS, METHODS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--method", default="max", choices=METHODS, help="INT8 range method")
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="INT8 quantizer: ModelOpt (max/entropy) or onnxruntime (all methods)")
+    p.add_argument("--high-precision", default="fp32", choices=HIGH_PRECISIONS,
+                   help="INT8: precision of the layers left unquantized: fp32 (onnxruntime CPU) or "
+                        "fp16 (TensorRT targets; ModelOpt engine only)")
     p.add_argument("--windows", type=int, default=16, help="calibration windows")
     p.add_argument("--eval-windows", type=int, default=4, help="held-out windows for parity")
     p.add_argument("--reference-windows", type=int, default=2,
@@ -62,7 +65,8 @@ def options_from(args: argparse.Namespace):
     from calibration.parity import ParityBudget
 
     return CalibrationOptions(
-        method=args.method, engine=args.engine, windows=args.windows,
+        method=args.method, engine=args.engine, high_precision=args.high_precision,
+        windows=args.windows,
         eval_windows=args.eval_windows, reference_windows=args.reference_windows,
         reference_frames=args.reference_frames,
         window_length=args.window_length, budget_ap=args.budget_ap, ap_data=args.ap_data,

@@ -25,7 +25,7 @@ from calibration.data import CalibrationSet, collect_windows
 from calibration.errors import BudgetError, CalibrationDataError, CalibrationError
 from calibration.fp16 import convert_fp16
 from calibration.graph import has_scopes, node_infos, select
-from calibration.int8 import quantize_int8
+from calibration.int8 import check_high_precision, choose_engine, quantize_int8
 from calibration.keeplist import KeepList, load_keep_list
 from calibration.parity import ParityBudget
 from calibration.qdq import keep_quantized, qdq_counts, quantized_nodes
@@ -57,6 +57,7 @@ class CalibrationOptions:
 
     method: str = "max"
     engine: str = "auto"
+    high_precision: str = "fp32"  # INT8: fp16 for TensorRT targets (calibration/int8.py)
     windows: int = 16
     eval_windows: int = 4
     reference_windows: int = 2
@@ -169,6 +170,13 @@ def _restrict(job: _Job, qmodel: onnx.ModelProto, candidates: set[str]):
     return keep_quantized(qmodel, job.fp32, quantized & candidates), quantized & candidates, record
 
 
+def fp16_keep_op_types(keep: KeepList) -> tuple[str, ...]:
+    """Op types the keep-list keeps FP32 by op type alone (module-scoped rules cannot be passed
+    to ModelOpt's ``op_types_to_exclude_fp16``; the budget check still measures the result)."""
+    return tuple(sorted({op for sel in keep.fp16_keep if sel.module is None
+                         for op in sel.op_types}))
+
+
 def _run_int8(job: _Job, dst: Path) -> dict:
     opts, keep = job.options, job.keep
     exclude, excluded_counts = _keep_nodes(job, keep.int8_exclude)
@@ -177,9 +185,12 @@ def _run_int8(job: _Job, dst: Path) -> dict:
         full_path = Path(tmp) / "full.onnx"
         result = quantize_int8(job.fp32_path, full_path, job.calib.windows, method=opts.method,
                                engine=opts.engine, candidates=candidates,
-                               op_types=keep.int8_op_types, exclude=exclude)
+                               op_types=keep.int8_op_types, exclude=exclude,
+                               high_precision=opts.high_precision,
+                               keep_fp32_op_types=fp16_keep_op_types(keep))
         qmodel = onnx.load(str(full_path))
     section: dict = {"tool": result.engine, "method": opts.method, "engine": result.engine,
+                     "high_precision": result.high_precision,
                      "op_types": list(keep.int8_op_types), "excluded_by_keep_list": excluded_counts,
                      "calibration": result.as_dict(), "full": qdq_counts(qmodel)}
     qmodel, quantized, section["outside_keep_list"] = _restrict(job, qmodel, candidates)
@@ -243,6 +254,8 @@ def calibrate_artifacts(directory: str | Path, *, precision: str, data,
             "folder from python -m evaluation.synthetic, or synthetic[:PRESET[:VIDEOS]]); "
             "calibration never uses random inputs")
     options = options or CalibrationOptions()
+    if precision == "int8":
+        check_high_precision(options.high_precision, choose_engine(options.engine, options.method))
     directory = Path(directory)
     start = time.perf_counter()
     job = _prepare(directory, data, options)

@@ -21,6 +21,7 @@ import onnx
 from calibration.data import Windows
 from calibration.errors import QuantizerUnavailableError
 from calibration.graph import exact_name_regex
+from export.graph_fixes import shapes_from_cast, uint8_inputs
 
 log = logging.getLogger("visdeploy.calibration")
 DEFAULT_DATA_MAX = 512.0
@@ -90,6 +91,26 @@ def write_reference_inputs(windows: Windows, input_names: list[str], folder: Pat
     return folder
 
 
+def shapes_to_input(model: onnx.ModelProto) -> int:
+    """Undo ``export.graph_fixes.shapes_from_cast`` on a working copy (in place): ``Shape`` nodes
+    that read the Cast of a uint8 input read the input itself again; returns how many.
+
+    ModelOpt 0.47 AutoCast mis-wires such graphs when a keep-list keeps a reader of that Cast
+    in FP32: measured on the tiny IFC export, node_Reshape_1687 then reads the uint8 ``frames``
+    directly and onnxruntime refuses the FP16 graph ("Type (tensor(float)) of output arg (view)
+    ... does not match expected type (tensor(uint8))"); with the Shape readers on the input it
+    converts correctly. ``convert_fp16`` converts this form and re-applies ``shapes_from_cast``.
+    """
+    moved = 0
+    for name in uint8_inputs(model):
+        casts = {n.output[0] for n in model.graph.node if n.op_type == "Cast" and n.input[0] == name}
+        for node in model.graph.node:
+            if node.op_type == "Shape" and node.input[0] in casts:
+                node.input[0] = name
+                moved += 1
+    return moved
+
+
 def forget_shared_unknown_dims(model: onnx.ModelProto) -> int:
     """Clear ``dim_param: "unk"`` in value_info and outputs; returns how many were cleared.
 
@@ -130,10 +151,14 @@ def convert_fp16(src: str | Path, dst: str | Path, windows: Windows, *,
     convert = _import_autocast(log_level)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="visdeploy_fp16_") as tmp:
-        inputs = [i.name for i in onnx.load(str(src), load_external_data=False).graph.input]
-        ref = write_reference_inputs(windows, inputs, Path(tmp) / "reference")
         work = Path(tmp) / "model.onnx"  # private copy: converters may write beside the input
-        shutil.copyfile(src, work)
+        source = onnx.load(str(src))
+        inputs = [v.name for v in source.graph.input]
+        ref = write_reference_inputs(windows, inputs, Path(tmp) / "reference")
+        if shapes_to_input(source):  # AutoCast workaround, undone below
+            onnx.save(source, str(work))
+        else:
+            shutil.copyfile(src, work)
         with linear_cleanup_patch():
             model = convert(str(work), low_precision_type="fp16",
                             nodes_to_exclude=[exact_name_regex(keep_nodes)] if keep_nodes else None,
@@ -141,6 +166,7 @@ def convert_fp16(src: str | Path, dst: str | Path, windows: Windows, *,
                             data_max=data_max)
     dst = Path(dst)
     forget_shared_unknown_dims(model)
+    shapes_from_cast(model)  # TensorRT: a uint8 input feeds only Casts
     onnx.save(model, str(dst))
     result = Fp16Result(dst, len(model.graph.node), _count_fp16(model), len(keep_nodes),
                         time.perf_counter() - start)

@@ -1,7 +1,11 @@
 """INT8 explicit Q/DQ from calibration windows: ModelOpt ONNX PTQ, onnxruntime as the fallback.
 
 Both engines calibrate on CPU with onnxruntime and write symmetric INT8 Q/DQ pairs (the form
-TensorRT 10 and 11 consume). ModelOpt places Q/DQ TensorRT-style (inputs of Conv/Gemm/MatMul,
+TensorRT 10 and 11 consume). The layers left unquantized stay FP32 by default (onnxruntime CPU
+runs FP32 best); ``high_precision="fp16"`` (ModelOpt only) writes them in FP16 for TensorRT
+targets, because a strongly typed network, which TensorRT 11 always builds, takes every type
+from the graph and cannot move a FP32 layer to FP16 on its own: an INT8 + FP32 plan can be
+slower than the FP16 one. ModelOpt places Q/DQ TensorRT-style (inputs of Conv/Gemm/MatMul,
 weights as ``W -> Q -> DQ``) and offers ``max`` and ``entropy``; ``percentile`` is only offered
 by onnxruntime's ``quantize_static``, so that method always uses the fallback engine.
 """
@@ -16,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
+
 from calibration.data import Windows
 from calibration.errors import CalibrationError, QuantizerUnavailableError
 from calibration.graph import exact_name_regex
@@ -24,6 +30,7 @@ log = logging.getLogger("visdeploy.calibration")
 METHODS = ("max", "entropy", "percentile")
 ENGINES = ("auto", "modelopt", "onnxruntime")
 MODELOPT_METHODS = ("max", "entropy")
+HIGH_PRECISIONS = ("fp32", "fp16")
 
 
 @dataclass(frozen=True)
@@ -35,9 +42,11 @@ class Int8Result:
     method: str
     windows: int
     seconds: float
+    high_precision: str = "fp32"
 
     def as_dict(self) -> dict:
         return {"file": self.path.name, "engine": self.engine, "method": self.method,
+                "high_precision": self.high_precision,
                 "calibration_windows": self.windows, "seconds": round(self.seconds, 1)}
 
 
@@ -93,35 +102,56 @@ def restored_ort_quantization():
                     setattr(owner, name, value)
 
 
-def _graph_inputs(path: Path) -> list[str]:
-    import onnx
-
-    return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+def check_high_precision(high_precision: str, engine: str) -> None:
+    """Refuse an unknown high precision, or FP16 with the onnxruntime engine (which writes the
+    unquantized layers in FP32 only)."""
+    if high_precision not in HIGH_PRECISIONS:
+        raise CalibrationError(f"high precision must be one of {HIGH_PRECISIONS}, got "
+                               f"{high_precision!r}")
+    if high_precision == "fp16" and engine == "onnxruntime":
+        raise CalibrationError("--high-precision fp16 needs the ModelOpt engine (max or entropy "
+                               "calibration); onnxruntime's quantizer keeps FP32")
 
 
 def _quantize_modelopt(src: Path, dst: Path, windows: Windows, *, method: str,
-                       op_types: list[str], exclude: set[str]) -> None:
+                       op_types: list[str], exclude: set[str], high_precision: str = "fp32",
+                       keep_fp32_op_types: tuple[str, ...] = ()) -> None:
     from modelopt.onnx.quantization import quantize
 
-    data = windows.stacked(_graph_inputs(src))  # split along N into batch-1 steps
+    data = windows.stacked(graph_inputs(src))  # split along N into batch-1 steps
     shapes = ",".join(f"{name}:" + "x".join(["1", *map(str, value.shape[1:])])
                       for name, value in data.items())
     with restored_ort_quantization():
         quantize(onnx_path=str(src), quantize_mode="int8", calibration_data=data,
                  calibration_method=method, calibration_shapes=shapes,
-                 calibration_eps=["cpu"], high_precision_dtype="fp32",
+                 calibration_eps=["cpu"], high_precision_dtype=high_precision,
+                 op_types_to_exclude_fp16=list(keep_fp32_op_types) or None,
                  op_types_to_quantize=op_types,
                  nodes_to_exclude=[exact_name_regex(exclude)] if exclude else [],
                  output_path=str(dst), log_level="WARNING")
+    if high_precision != "fp32":  # ModelOpt converts with AutoCast, which names unknown dims "unk"
+        from calibration.fp16 import forget_shared_unknown_dims
+
+        model = onnx.load(str(dst))
+        if forget_shared_unknown_dims(model):
+            onnx.save(model, str(dst))
 
 
-def _window_reader(windows: Windows, input_names: list[str]):
-    """onnxruntime ``CalibrationDataReader`` over the windows, one batch-1 feed per step."""
+def graph_inputs(path: Path) -> list[str]:
+    """Names of the ONNX file's graph inputs (``frames``, maybe ``content_hw``)."""
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    return [v.name for v in model.graph.input if v.name not in initializers]
+
+
+def _window_reader(windows: Windows, inputs: list[str]):
+    """onnxruntime ``CalibrationDataReader`` over the windows, one batch-1 feed per step
+    (``content_hw`` when the graph takes it)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class WindowReader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = windows.feeds(input_names)
+            self._it = windows.feeds(inputs)
 
         def get_next(self):
             return next(self._it, None)
@@ -134,7 +164,7 @@ def _quantize_onnxruntime(src: Path, dst: Path, windows: Windows, *, method: str
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    reader = _window_reader(windows, _graph_inputs(src))
+    reader = _window_reader(windows, graph_inputs(src))
     calib = {"max": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
              "percentile": CalibrationMethod.Percentile}[method]
     with tempfile.TemporaryDirectory(prefix="visdeploy_int8_") as tmp:
@@ -146,20 +176,30 @@ def _quantize_onnxruntime(src: Path, dst: Path, windows: Windows, *, method: str
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         per_channel=True, calibrate_method=calib, nodes_to_quantize=nodes,
                         op_types_to_quantize=op_types,  # also limits the calibrated tensors
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                        # Biases stay float: onnxruntime would store them as INT32 behind a
+                        # DequantizeLinear, and TensorRT's DequantizeLinear takes INT8/FP8/FP4/
+                        # INT4 only (onnx-tensorrt docs/operators.md); TensorRT fuses float
+                        # biases into the quantized Conv/Gemm itself.
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "QuantizeBias": False})
 
 
 def quantize_int8(src: str | Path, dst: str | Path, windows: Windows, *, method: str = "max",
                   engine: str = "auto", candidates: set[str], op_types: tuple[str, ...],
-                  exclude: set[str]) -> Int8Result:
+                  exclude: set[str], high_precision: str = "fp32",
+                  keep_fp32_op_types: tuple[str, ...] = ()) -> Int8Result:
     """Calibrate on ``windows`` (``calibration.data.Windows``) and write explicit Q/DQ INT8 to ``dst``.
 
     Args:
         candidates: nodes that may be quantized (op types in ``op_types`` and not excluded).
         op_types: quantizable op types (ModelOpt's ``op_types_to_quantize``).
         exclude: nodes that must stay high precision (keep-list; ModelOpt ``nodes_to_exclude``).
+        high_precision: ``fp32`` or ``fp16`` (ModelOpt ``high_precision_dtype``) for the layers
+            left unquantized; with ``fp16``, ``keep_fp32_op_types`` stay FP32
+            (``op_types_to_exclude_fp16``).
     """
     engine = choose_engine(engine, method)
+    check_high_precision(high_precision, engine)
     if len(windows) == 0:
         raise CalibrationError("no calibration windows given; collect them with "
                                "calibration.data.collect_windows")
@@ -173,10 +213,11 @@ def quantize_int8(src: str | Path, dst: str | Path, windows: Windows, *, method:
         shutil.copyfile(src, work)
         if engine == "modelopt":
             _quantize_modelopt(work, dst, windows, method=method, op_types=list(op_types),
-                               exclude=exclude)
+                               exclude=exclude, high_precision=high_precision,
+                               keep_fp32_op_types=keep_fp32_op_types)
         else:
             _quantize_onnxruntime(work, dst, windows, method=method,
                                   nodes=sorted(candidates - exclude), op_types=list(op_types))
     seconds = time.perf_counter() - start
     log.info("INT8 calibration finished in %.1f s", seconds)
-    return Int8Result(dst, engine, method, len(windows), seconds)
+    return Int8Result(dst, engine, method, len(windows), seconds, high_precision)

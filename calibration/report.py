@@ -2,7 +2,8 @@
 
 The report holds one section per precision (``fp16``, ``int8``): data used, the keep-list rules
 and node counts, the sensitivity table, fallback steps and the final deltas. The manifest gets an
-artifact entry (file, kind, precision, sha256, size, opset) with a short ``calibration`` summary,
+artifact entry (file, kind, precision, sha256, size, opset, TensorRT plugins) with a short
+``calibration`` summary (INT8: which high precision the unquantized layers use),
 replacing an older entry of the same kind and precision. Torch-free: ``export.manifest`` imports
 torch, so the entry is built here from ``runtime.manifest`` helpers.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import onnx
 
+from plugins import plugins_of_onnx
 from runtime.manifest import load_manifest, sha256_file, write_manifest
 
 REPORT_NAME = "calibration_report.json"
@@ -26,7 +28,8 @@ def onnx_entry(directory: Path, file: str, *, precision: str, **extra) -> dict:
     model = onnx.load(str(path), load_external_data=False)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return {"file": file, "kind": "onnx", "precision": precision, "opset": opset,
-            "sha256": sha256_file(path), "size_bytes": path.stat().st_size, **extra}
+            "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
+            "tensorrt_plugins": plugins_of_onnx(model), **extra}
 
 
 def update_manifest(directory: Path, entry: dict) -> None:
@@ -68,7 +71,8 @@ def _jsonable(value):
 def manifest_summary(section: dict) -> dict:
     """The short ``calibration`` block of the manifest entry."""
     final = section.get("final", {})
-    return {key: section[key] for key in ("tool", "method", "engine") if key in section} | {
+    keys = ("tool", "method", "engine", "high_precision")
+    return {key: section[key] for key in keys if key in section} | {
         "data": section.get("data", {}).get("source"),
         "windows": section.get("data", {}).get("windows"),
         "check": section.get("check", {}).get("kind"),

@@ -38,9 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model input (multiples of 32; default: the preset's). Match your "
                              "camera's aspect ratio (e.g. 384x512 for 4:3) so frames need no "
                              "letterbox padding: the exact official computation")
-    parser.add_argument("--roi-align", choices=["grid_sample", "onnx"], default=None,
-                        help="TeViT's RoIAlign in the graph: grid_sample (pure tensor ops, default) "
-                             "or onnx (the RoiAlign op: faster on onnxruntime and TensorRT)")
+    parser.add_argument("--roi-align", choices=["onnx", "grid_sample"], default=None,
+                        help="TeViT's RoIAlign in the graph: onnx (the RoiAlign op, default: "
+                             "faster on onnxruntime, TensorRT's ROIAlign_TRT plugin) or "
+                             "grid_sample (pure tensor ops, for runtimes without RoiAlign)")
+    parser.add_argument("--deform-conv", choices=["grid_sample", "onnx"], default=None,
+                        help="VisTR's deformable conv: grid_sample (9 GridSample + MatMul, opset "
+                             "18, default) or onnx (the DeformConv op, opset 19; TensorRT >= 10.1 "
+                             "builds it with its ModulatedDeformConv2d plugin)")
     stages = parser.add_mutually_exclusive_group()
     stages.add_argument("--two-stage", dest="two_stage", action="store_true", default=None,
                         help="also export frame_stage.onnx + clip_stage.onnx (default for models "
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         result = export_artifacts(args.model, args.preset, out, checkpoint=args.checkpoint,
                                   trust_checkpoint=args.trust_checkpoint, opset=args.opset,
                                   two_stage=args.two_stage, roi_align=args.roi_align,
-                                  input_hw=args.input_size)
+                                  input_hw=args.input_size, deform_conv=args.deform_conv)
     except (UnknownModelError, CheckpointError, ExportError, ParityError, TwoStageUnsupportedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ log = logging.getLogger("visdeploy.export")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 RANDOM_INIT_SEED = 0
+DEFAULT_ROI_ALIGN = "onnx"  # TeViT's RoIAlign as the ONNX RoiAlign op (issue 21 item 6)
 
 
 @dataclass
@@ -59,6 +60,22 @@ class _Phase:
             log.info("%s finished in %.1f s", self.what, time.perf_counter() - self.start)
 
 
+def _use_deform_conv(model: torch.nn.Module, name: str, form: str | None, opset: int) -> int:
+    """Apply ``--deform-conv`` (models with a deformable conv: VisTR); the opset to export at."""
+    if form is None:
+        return opset
+    from models.vistr.deform_conv import ONNX_FORM_OPSET, use_deform_conv
+
+    if not use_deform_conv(model, form):
+        raise ExportError(f"--deform-conv applies to models with a deformable conv (VisTR), "
+                          f"not {name}")
+    if form == "onnx" and opset < ONNX_FORM_OPSET:
+        log.info("the ONNX DeformConv op needs opset %d: exporting at opset %d instead of %d",
+                 ONNX_FORM_OPSET, ONNX_FORM_OPSET, opset)
+        return ONNX_FORM_OPSET
+    return opset
+
+
 def export_artifacts(
     name: str,
     preset: str,
@@ -71,6 +88,7 @@ def export_artifacts(
     two_stage: bool | None = None,
     roi_align: str | None = None,
     input_hw: tuple[int, int] | None = None,
+    deform_conv: str | None = None,
 ) -> ExportResult:
     """Build ``name``/``preset``, export ``model.onnx`` into ``out_dir``, check it, write the manifest.
 
@@ -79,9 +97,15 @@ def export_artifacts(
     parity, and lists them in the manifest with ``stage``, ``inputs`` and ``outputs``; the runtime
     then computes each frame's features once across overlapping windows.
 
-    ``roi_align`` (TeViT only): ``grid_sample`` (default; pure tensor ops) or ``onnx`` (the ONNX
-    RoiAlign op, much faster on onnxruntime CPU; see bench/RESULTS.md); recorded in the manifest's
-    ``model_extra.roi_align``.
+    ``roi_align`` (TeViT only): ``onnx`` (default: the standard ONNX RoiAlign op, 2.9x eager on
+    onnxruntime CPU for msgshift where the GridSample form is 0.56x, bench/RESULTS.md; TensorRT
+    builds it with its ROIAlign_TRT plugin, plugins/) or ``grid_sample`` (pure tensor ops, for
+    runtimes without RoiAlign); recorded in the manifest's ``model_extra.roi_align``.
+
+    ``deform_conv`` (VisTR only): ``grid_sample`` (default; 9 GridSample + MatMul, opset 18) or
+    ``onnx`` (the ONNX DeformConv op, which needs opset 19: the export is raised to it; TensorRT
+    >= 10.1 builds it with its ModulatedDeformConv2d plugin); recorded in
+    ``model_extra.deform_conv``.
 
     ``input_hw`` replaces the preset's input size (multiples of 32), e.g. to match a camera's
     aspect ratio so that no letterbox padding is needed.
@@ -99,10 +123,11 @@ def export_artifacts(
     with _Phase(f"Building {name}/{preset}"):
         model = build_model(name, preset, checkpoint, trust_checkpoint=trust_checkpoint,
                             input_hw=input_hw)
-    if roi_align is not None:
-        if not hasattr(model, "use_roi_align"):
-            raise ExportError(f"--roi-align applies to models with RoIAlign (TeViT), not {name}")
-        model.use_roi_align(roi_align)
+    if roi_align is not None and not hasattr(model, "use_roi_align"):
+        raise ExportError(f"--roi-align applies to models with RoIAlign (TeViT), not {name}")
+    if hasattr(model, "use_roi_align"):
+        model.use_roi_align(roi_align or DEFAULT_ROI_ALIGN)
+    opset = _use_deform_conv(model, name, deform_conv, opset)
     out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused checkpoint leaves no folder
     manifest_path = out_dir / "manifest.json"
     manifest_path.unlink(missing_ok=True)  # never leave a manifest that describes an old file

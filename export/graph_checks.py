@@ -9,6 +9,7 @@ import onnx
 
 from export.onnx_export import ExportError
 from models.base import OUTPUT_NAMES
+from plugins import load_custom_plugins
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 
@@ -21,7 +22,8 @@ def check_graph(path: str | Path, *, inputs: list[str] | None = None,
     ``OUTPUT_NAMES``; a two-stage export's stages pass their own).
 
     Returns a report: ``{"ops": {op_type: count}, "opset": int, "inputs": [...], "outputs": [...]}``.
-    Raises ``ExportError`` on a custom domain, a checker failure or an unexpected I/O signature.
+    Raises ``ExportError`` on a custom-domain op that ``plugins/custom.json`` does not declare, a
+    checker failure or an unexpected I/O signature.
     """
     path = Path(path)
     try:
@@ -31,9 +33,13 @@ def check_graph(path: str | Path, *, inputs: list[str] | None = None,
         raise ExportError(f"{path} fails the ONNX checker/shape inference: {err}") from err
     graph = model.graph
     ops = Counter(node.op_type for node in graph.node)
-    custom = sorted({node.domain for node in graph.node if node.domain not in STANDARD_DOMAINS})
+    declared = {(c.domain, c.op) for c in load_custom_plugins()}
+    custom = sorted({f"{node.domain}::{node.op_type}" for node in graph.node
+                     if node.domain not in STANDARD_DOMAINS
+                     and (node.domain, node.op_type) not in declared})
     if custom:
-        raise ExportError(f"{path} uses non-standard op domains {custom}; TensorRT cannot parse them")
+        raise ExportError(f"{path} uses custom-domain ops {custom} that plugins/custom.json does "
+                          "not declare; TensorRT can parse them only through a registered plugin")
     if model.functions:
         raise ExportError(f"{path} contains ONNX local functions; inline them before deployment")
     want_in, want_out = inputs or ["frames"], outputs or list(OUTPUT_NAMES)

@@ -8,12 +8,16 @@ from pathlib import Path
 import torch
 
 from models.base import VISModel
+from plugins import plugins_of_onnx
 from runtime.manifest import MANIFEST_FORMAT, sha256_file
 
 
 def artifact_entry(directory: Path, file: str, *, kind: str, precision: str, **extra) -> dict:
-    """Manifest entry for ``directory/file`` with its sha256 and size."""
+    """Manifest entry for ``directory/file`` with its sha256 and size; an ONNX entry also lists
+    the TensorRT plugins its ops need (``plugins.plugins_of_onnx``; empty for most graphs)."""
     path = directory / file
+    if kind == "onnx":
+        extra = {"tensorrt_plugins": plugins_of_onnx(path), **extra}
     return {"file": file, "kind": kind, "precision": precision, "sha256": sha256_file(path),
             "size_bytes": path.stat().st_size, **extra}
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from export.graph_fixes import apply_trt_fixes
 from export.onnx_export import DEFAULT_OPSET, ExportError, sample_content_hw
 from export.reproducible import make_reproducible
 from models.base import CONTENT_HW, OUTPUT_NAMES
@@ -147,6 +148,7 @@ def _export(module: nn.Module, args: tuple, path: Path, *, input_names: list[str
             )
         except Exception as err:  # the exporter raises many types; wrap with context
             raise ExportError(f"two-stage export of {path.name} failed: {err}") from err
+    apply_trt_fixes(str(path))
     make_reproducible(path)
     log.info("Exported %s in %.1f s (%.1f MB)", path.name, time.perf_counter() - start,
              path.stat().st_size / 1e6)

@@ -88,9 +88,78 @@ def tiny_tevit_artifacts(tiny_tevit_export):
     return tiny_tevit_export.directory
 
 
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory):
+    """``get(name, **options)``: ExportResult of a tiny model export (``roi_align``,
+    ``deform_conv``, ``two_stage``), exported once per session and option set, with one parity
+    case of B=2 (short: the export tests' own parity cases cover other shapes)."""
+    from export.artifacts import export_artifacts
+
+    cache = {}
+
+    def get(name: str, **options):
+        key = (name, tuple(sorted(options.items())))
+        if key not in cache:
+            label = "_".join([name, *(str(v) for v in options.values())])
+            cases = ((2, 6),) if name == "vistr" else ((2, 3),)
+            cache[key] = export_artifacts(name, "tiny", tmp_path_factory.mktemp(label) / name,
+                                          parity_cases=cases, **options)
+        return cache[key]
+
+    return get
+
+
 @pytest.fixture
 def tiny_tevit_artifacts_copy(tiny_tevit_artifacts, tmp_path):
     """A private copy of the tiny TeViT artifacts that a test may corrupt."""
     dest = tmp_path / "tevit"
     shutil.copytree(tiny_tevit_artifacts, dest)
     return dest
+
+
+class FakeTensorRT:
+    """A stand-in ``tensorrt`` module for refusal paths only (TensorRT cannot be installed on CPU
+    machines): a plugin registry whose standard creators appear once ``init_libnvinfer_plugins``
+    ran, libraries that register their creators when loaded, loggers, and ``__version__``."""
+
+    class Logger:
+        WARNING, ERROR = 2, 1
+
+        def __init__(self, severity=2):
+            self.severity = severity
+
+    def __init__(self, version="10.3.0.30", standard=(("ROIAlign_TRT", "2"),
+                                                      ("ModulatedDeformConv2d", "1")),
+                 libraries=None):
+        self.__version__ = version
+        self.standard, self.libraries = set(standard), dict(libraries or {})
+        self.registered: set[tuple[str, str, str]] = set()
+        self.calls: list[str] = []
+
+    def init_libnvinfer_plugins(self, logger, namespace):
+        self.calls.append("init_libnvinfer_plugins")
+        self.registered |= {(n, v, namespace) for n, v in self.standard}
+        return True
+
+    def get_plugin_registry(self):
+        fake = self
+
+        class Registry:
+            def get_creator(self, name, version, plugin_namespace=""):
+                found = (name, version, plugin_namespace) in fake.registered
+                return object() if found else None
+
+            def load_library(self, path):
+                fake.calls.append(f"load_library {path}")
+                if path not in fake.libraries:
+                    return None
+                fake.registered |= set(fake.libraries[path])
+                return object()
+
+        return Registry()
+
+
+@pytest.fixture
+def fake_tensorrt():
+    """``FakeTensorRT`` (the class; instantiate with a version and registered plugins)."""
+    return FakeTensorRT

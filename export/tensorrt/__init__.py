@@ -15,13 +15,21 @@ from export.tensorrt.compat import (
     UnsupportedTensorRTError,
     flavor_for,
 )
+from export.tensorrt.failures import EngineBuildError, EngineParseError
 from export.tensorrt.layers import PrecisionMismatchError, check_precision, parse_layer_information
-from export.tensorrt.plan import PlanConfigError, gpu_slug, plan_file_name, profile_shapes
+from export.tensorrt.plan import (
+    PlanConfigError,
+    gpu_slug,
+    parse_range,
+    plan_file_name,
+    profile_shapes,
+)
 from export.tensorrt.preflight import PreflightError, run_preflight
 
 __all__ = [
-    "BuildOptions", "BuildResult", "PlanConfigError", "PrecisionMismatchError", "PreflightError",
+    "BuildOptions", "BuildResult", "EngineBuildError", "EngineParseError", "PlanConfigError",
+    "PrecisionMismatchError", "PreflightError",
     "TensorRTUnavailableError", "TrtFlavor", "UnsupportedTensorRTError", "build_engine",
     "build_loaders", "check_precision", "flavor_for", "gpu_slug", "parse_layer_information",
-    "plan_file_name", "profile_shapes", "run_preflight",
+    "parse_range", "plan_file_name", "profile_shapes", "run_preflight",
 ]

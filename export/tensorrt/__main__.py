@@ -1,7 +1,9 @@
 """``python -m export.tensorrt ARTIFACTS --precision fp32|fp16|int8``: build a TensorRT plan.
 
-Exit codes: 0 built; 1 the build or the precision check failed; 2 nothing was built because
-the input is wrong or TensorRT is not installed here (the message says what was checked).
+Exit codes: 0 built; 1 the builder failed after parsing, or the layer precisions contradict the
+request; 2 nothing was built because the input is wrong (manifest, profile ranges, lint, the
+TensorRT parser refused a node: the message names it), a plugin is missing, or TensorRT is not
+installed here (the message says what was checked).
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from pathlib import Path
 
 from export.tensorrt.build import DEFAULT_WORKSPACE_MB, BuildOptions, build_engine
 from export.tensorrt.compat import TensorRTUnavailableError, UnsupportedTensorRTError
+from export.tensorrt.failures import EngineBuildError, EngineParseError
 from export.tensorrt.layers import PrecisionMismatchError
-from export.tensorrt.plan import PRECISIONS, PlanConfigError
+from export.tensorrt.plan import PRECISIONS, PlanConfigError, parse_range
 from export.tensorrt.preflight import PreflightError
+from plugins import PluginDeclarationError, PluginLoadError
 from runtime.manifest import ArtifactError, ManifestError
 
 USAGE_ERRORS = (ManifestError, ArtifactError, PlanConfigError, PreflightError,
-                TensorRTUnavailableError, UnsupportedTensorRTError)
+                TensorRTUnavailableError, UnsupportedTensorRTError, EngineParseError,
+                PluginLoadError, PluginDeclarationError)
+BUILD_ERRORS = (PrecisionMismatchError, EngineBuildError)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,9 +42,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
     parser.add_argument("--ignore-lint", action="store_true",
                         help="report TensorRT lint errors but try the parser anyway")
+    parser.add_argument("--frames", default=None, metavar="MIN,OPT,MAX",
+                        help="T range of the optimisation profile (default: the manifest's; "
+                             "e.g. 5,5,5 for a runtime that uses T=5 windows)")
+    parser.add_argument("--batch", default=None, metavar="MIN,OPT,MAX",
+                        help="B range of the profile, also for content_hw (default: manifest's)")
+    parser.add_argument("--dla", action="store_true",
+                        help="build for the Deep Learning Accelerator (Jetson AGX/NX), core 0")
+    parser.add_argument("--allow-gpu-fallback", action="store_true",
+                        help="with --dla: run layers DLA cannot run on the GPU")
     args = parser.parse_args(argv)
     if args.workspace_mb <= 0:
         parser.error("--workspace-mb must be positive")
+    if args.allow_gpu_fallback and not args.dla:
+        parser.error("--allow-gpu-fallback needs --dla")
+    try:
+        args.frames = parse_range(args.frames, "frames") if args.frames else None
+        args.batch = parse_range(args.batch, "batch") if args.batch else None
+    except PlanConfigError as err:
+        parser.error(str(err))
     return args
 
 
@@ -48,13 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("visdeploy").setLevel(logging.INFO)
     options = BuildOptions(precision=args.precision, workspace_mb=args.workspace_mb,
                            timing_cache=args.timing_cache, gpu_name=args.gpu_name,
-                           device=args.device, lint_gate=not args.ignore_lint)
+                           device=args.device, lint_gate=not args.ignore_lint,
+                           frames=args.frames, batch=args.batch, use_dla=args.dla,
+                           allow_gpu_fallback=args.allow_gpu_fallback)
     try:
         result = build_engine(args.artifacts, options)
     except USAGE_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except PrecisionMismatchError as err:
+    except BUILD_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     entry = result.entry

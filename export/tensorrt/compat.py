@@ -6,8 +6,8 @@
   ``model.fp16.onnx``, ``model.int8.onnx``: Casts and explicit Q/DQ).
 - TensorRT 10 (Jetson JetPack 6 ships 10.3) is asked for a strongly typed network explicitly, so
   it builds the same ONNX file the same way. No precision builder flag is set on either version.
-- The engine inspector's JSON describes a tensor's type under ``Format/Datatype`` in 10.x and
-  under separate ``Datatype``/``Format`` keys in 11.x.
+- The engine inspector's JSON names a tensor's type ``Format/Datatype`` (10.x; the 11.1 OSS tools
+  still read that key) or ``Datatype`` (see ``TrtFlavor.inspector_type_keys``).
 
 Nothing here imports TensorRT; ``import_tensorrt`` does, with an error that says how to install it.
 """
@@ -49,10 +49,16 @@ class TrtFlavor:
 
     @property
     def inspector_type_keys(self) -> tuple[str, ...]:
-        """Keys of a tensor entry in the inspector's JSON that name its data type."""
-        if self.major == 10:
-            return ("Format/Datatype",)
-        return ("Datatype", "DataType")
+        """Keys of a tensor entry in the inspector's JSON that name its data type, tried in order.
+
+        ``Format/Datatype`` is what 10.x writes and what the TensorRT 11.1 OSS release still
+        reads from ``IEngineInspector`` JSON (Polygraphy ``backend/trt/util.py``, engine layer
+        metadata; ``.agents/skills/trt-perf-analysis/scripts/trt_perf/data.py`` validates the same
+        key and also knows separate ``Datatype``/``Format`` keys). No 11.x document states one
+        key for every build, so all are tried; when none is present the precision read-back is
+        recorded as unverified (``layers.parse_layer_information``) instead of guessed.
+        """
+        return ("Format/Datatype", "Datatype", "DataType")
 
 
 def flavor_for(version: str) -> TrtFlavor:

@@ -46,10 +46,21 @@ class LayerPrecisions:
 
     layers: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)  # name, type, dtypes
     counts: Counter = field(default_factory=Counter)
+    unverified: str = ""  # why the types could not be read (then nothing is checked)
+
+    @property
+    def verified(self) -> bool:
+        return not self.unverified
 
     def describe(self) -> str:
-        """``fp16 120, fp32 40, int32 5`` over all layer outputs."""
+        """``fp16 120, fp32 40, int32 5`` over all layer outputs (or why they are unknown)."""
+        if self.unverified:
+            return f"unverified: {self.unverified}"
         return ", ".join(f"{k} {v}" for k, v in self.counts.most_common()) or "no tensors"
+
+    def as_manifest(self) -> dict:
+        """The manifest's ``layer_precisions``: per-type counts, or ``{"unverified": why}``."""
+        return {"unverified": self.unverified} if self.unverified else dict(self.counts)
 
 
 def _tensor_type(tensor: dict, keys: tuple[str, ...]) -> str:
@@ -75,11 +86,18 @@ def parse_layer_information(info: dict, type_keys: tuple[str, ...]) -> LayerPrec
         dtypes = tuple(_tensor_type(t, type_keys) for t in layer.get("Outputs") or [])
         result.layers.append((layer.get("Name", "?"), layer.get("LayerType", "?"), dtypes))
         result.counts.update(dtypes)
+    if result.counts and set(result.counts) == {"unknown"}:
+        keys = sorted({k for layer in layers for t in layer.get("Outputs") or [] for k in t})
+        result.unverified = (f"no output tensor has a type key {list(type_keys)} (keys seen: "
+                             f"{keys[:8]}); this TensorRT writes its inspector JSON differently")
     return result
 
 
 def check_precision(found: LayerPrecisions, requested: str) -> None:
-    """Raise ``PrecisionMismatchError`` when ``found`` contradicts ``requested``."""
+    """Raise ``PrecisionMismatchError`` when ``found`` contradicts ``requested``; an unverified
+    read-back (no type key found) checks nothing (the build logs and records it)."""
+    if not found.verified:
+        return
     present = {k for k, v in found.counts.items() if v}
     if requested == "fp32":
         bad = sorted(present & REDUCED)

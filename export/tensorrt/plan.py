@@ -52,13 +52,46 @@ def onnx_entry(manifest: Manifest, precision: str) -> dict:
                               f"{ONNX_FILES[precision]}; create it first: {make}") from err
 
 
-def profile_shapes(inputs: list[tuple[str, list]], manifest: Manifest) -> dict[str, tuple]:
-    """One optimisation profile ``{input: (min, opt, max)}`` from the manifest's B and T ranges.
+def parse_range(text: str, what: str) -> tuple[int, int, int]:
+    """``"1,5,8"`` -> ``(1, 5, 8)`` (``"5"`` -> ``(5, 5, 5)``); ``PlanConfigError`` unless
+    1 <= min <= opt <= max."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as err:
+        raise PlanConfigError(f"--{what} must be MIN,OPT,MAX (integers), got {text!r}") from err
+    values = values * 3 if len(values) == 1 else values
+    if len(values) != 3 or not 1 <= values[0] <= values[1] <= values[2]:
+        raise PlanConfigError(f"--{what} must be MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX, "
+                              f"got {text!r}")
+    return values
+
+
+def _narrowed(requested, exported: tuple[int, int, int], what: str) -> tuple[int, int, int]:
+    """``requested`` (or the manifest's ``exported`` range) after checking it lies inside."""
+    if requested is None:
+        return exported
+    lo, hi = exported[0], exported[2]
+    if requested[0] < lo or requested[2] > hi:
+        fixed = " (fixed by the export)" if lo == hi else ""
+        raise PlanConfigError(f"--{what} {','.join(map(str, requested))} leaves the range "
+                              f"{lo}..{hi}{fixed} the ONNX graph was exported for; pick values "
+                              "inside it or re-export with a wider range")
+    return tuple(requested)
+
+
+def profile_shapes(inputs: list[tuple[str, list]], manifest: Manifest, *,
+                   frames: tuple[int, int, int] | None = None,
+                   batch: tuple[int, int, int] | None = None) -> dict[str, tuple]:
+    """One optimisation profile ``{input: (min, opt, max)}`` for every graph input.
 
     ``inputs``: ``[(name, dims)]`` of the ONNX graph; dims are ints or symbolic names. Axis 0 is
-    B and axis 1 is T for every input (DESIGN §4); any other dynamic axis cannot be profiled.
+    B for every input (``frames`` [B, T, H, W, 3], ``content_hw`` [B, 2], the clip stage's
+    features [B, T, ...]) and axis 1 is T where it is dynamic. ``frames`` / ``batch`` narrow the
+    manifest's ranges (``--frames``, ``--batch``: a Jetson that runs T=5, B=1 need not reserve
+    activation memory for T=36, B=4); any other dynamic axis cannot be profiled.
     """
-    ranges = {0: manifest.batch_range, 1: manifest.frames_range}
+    ranges = {0: _narrowed(batch, manifest.batch_range, "batch"),
+              1: _narrowed(frames, manifest.frames_range, "frames")}
     shapes = {}
     for name, dims in inputs:
         triple = ([], [], [])
@@ -78,19 +111,27 @@ def profile_shapes(inputs: list[tuple[str, list]], manifest: Manifest) -> dict[s
 
 def plan_entry(directory: Path, file: str, *, precision: str, tensorrt: str,
                compute_capability: str, gpu: str, source: dict,
-               profiles: dict[str, tuple], workspace_mb: int, layers: dict) -> dict:
-    """Manifest entry (DESIGN §5) of a built plan, with its sha256 and build facts."""
+               profiles: dict[str, tuple], workspace_mb: int, layers: dict,
+               plugins: list[dict] | None = None, dla: dict | None = None) -> dict:
+    """Manifest entry of a built plan (docs/tensorrt.md "Manifest entry"), with its sha256 and
+    build facts: the profile, the TensorRT plugins it needs (name, version, namespace; the
+    runtime checks they are registered before deserialising) and the DLA settings if any."""
     path = directory / file
-    return {
+    entry = {
         "file": file, "kind": "tensorrt", "precision": precision,
         "tensorrt": tensorrt, "compute_capability": compute_capability, "gpu": gpu,
         "source": {"file": source["file"], "sha256": source["sha256"]},
+        "inputs": list(profiles),
         "profiles": [{name: dict(zip(("min", "opt", "max"), map(list, triple)))
                       for name, triple in profiles.items()}],
         "workspace_mb": workspace_mb, "layer_precisions": layers,
+        "tensorrt_plugins": list(plugins or []),
         "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
     }
+    if dla:
+        entry["dla"] = dla
+    return entry
 
 
 def record_plan(directory: Path, entry: dict) -> Path:

@@ -4,7 +4,14 @@ and the Python binding name lists of TensorRT 10.x and 11.x (``bindings_trt*.txt
 ``lint_onnx(path, load_support_table(10))`` needs only ``onnx``; nothing here imports TensorRT.
 """
 
-from export.trt_support.bindings import BINDING_LISTS, BindingNames, load_binding_names
+from export.trt_support.bindings import (
+    BINDING_LISTS,
+    MEMBER_TABLES,
+    BindingMembers,
+    BindingNames,
+    load_binding_members,
+    load_binding_names,
+)
 from export.trt_support.lint import LintIssue, LintReport, lint_model, lint_onnx
 from export.trt_support.table import (
     DEFAULT_TARGETS,
@@ -14,7 +21,7 @@ from export.trt_support.table import (
 )
 
 __all__ = [
-    "BINDING_LISTS", "DEFAULT_TARGETS", "BindingNames", "LintIssue", "LintReport",
-    "SupportTable", "SupportTableError", "lint_model", "lint_onnx", "load_binding_names",
-    "load_support_table",
+    "BINDING_LISTS", "DEFAULT_TARGETS", "MEMBER_TABLES", "BindingMembers", "BindingNames",
+    "LintIssue", "LintReport", "SupportTable", "SupportTableError", "lint_model", "lint_onnx",
+    "load_binding_members", "load_binding_names", "load_support_table",
 ]

@@ -18,7 +18,14 @@ Rules (tokens of the ``checks`` column):
 ``rank:I=4|5``             input I has one of these ranks
 ``static:I``               input I has only fixed dimensions
 ``outputs:N``              at most N outputs are used
+``dtype:I=INT8|FP8``       input I has one of these element types
 =========================  ===============================================================
+
+Tensor types: UINT8 only as a graph input consumed by nothing but ``Cast`` (or as a graph output);
+INT8 only as Q/DQ data or zero points (explicit quantization); no STRING, complex or wide unsigned
+types. Sources: NVIDIA/TensorRT issue 3985 (UINT8 inputs must feed a Cast directly) and the
+QuantizeLinear/DequantizeLinear importer of onnx-tensorrt 10.1 (``onnxOpImporters.cpp``
+``QuantDequantLinearHelper``: INT8/FP8/INT4 zero points, which must be all zeros).
 """
 
 from __future__ import annotations
@@ -30,17 +37,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from export.trt_support.rules import RULES, GraphFacts
+from export.trt_support.rules import RULES, TABLE_TYPE, GraphFacts
 from export.trt_support.table import SupportTable
+from plugins import CustomPlugin, load_custom_plugins
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
                     "Multinomial", "Bernoulli"}
 UNSUPPORTED_TYPES = {"STRING", "COMPLEX64", "COMPLEX128", "UINT16", "UINT32", "UINT64", "INT16"}
-# ONNX element type -> the names of the tables' ``types`` column
-TABLE_TYPE = {"FLOAT": "FP32", "FLOAT16": "FP16", "BFLOAT16": "BF16", "INT32": "INT32",
-              "INT64": "INT64", "INT8": "INT8", "UINT8": "UINT8", "BOOL": "BOOL", "INT4": "INT4",
-              "FLOAT8E4M3FN": "FP8", "FLOAT4E2M1": "FP4"}
 DATA_INPUT = {"Where": 1}  # ops whose typed data input is not input 0
 
 
@@ -134,12 +138,24 @@ def _collect(graph: onnx.GraphProto, facts: GraphFacts, depth: int = 0) -> list:
     return nodes
 
 
-def _check_node(node: onnx.NodeProto, table: SupportTable, facts: GraphFacts) -> list[LintIssue]:
+def _check_custom(node: onnx.NodeProto, custom: list[CustomPlugin]) -> list[LintIssue]:
+    """A custom-domain op passes only when ``plugins/custom.json`` declares it (with its library)."""
+    declared = next((c for c in custom if (c.domain, c.op) == (node.domain, node.op_type)), None)
+    where = f"{node.domain}::{node.op_type}"
+    if declared is None:
+        return [LintIssue("error", where, node.name, "custom-domain op that plugins/custom.json "
+                          "does not declare: the TensorRT parser needs a plugin registered under "
+                          "this name; export a standard ONNX form instead or declare the plugin "
+                          "and its library there")]
+    return [LintIssue("warning", where, node.name, f"needs the plugin library {declared.library} "
+                      "(plugins/custom.json) at build and run time")]
+
+
+def _check_node(node: onnx.NodeProto, table: SupportTable, facts: GraphFacts,
+                custom: list[CustomPlugin]) -> list[LintIssue]:
     op, name = node.op_type, node.name
     if node.domain not in STANDARD_DOMAINS:
-        return [LintIssue("error", f"{node.domain}::{op}", name, "custom-domain op: the TensorRT "
-                          "parser needs a plugin registered under this name; export a standard "
-                          "ONNX form instead or add a plugin (plugins/)")]
+        return _check_custom(node, custom)
     row = table.ops.get(op)
     if row is None or not row.supported:
         later = table.added_later.get(op)
@@ -171,11 +187,38 @@ def _check_input_type(node: onnx.NodeProto, row, facts: GraphFacts) -> list[Lint
                       f"documented types are {' '.join(row.types)}")]
 
 
+def _qdq_tensors(model: onnx.ModelProto) -> set[str]:
+    """Tensors explicit quantization may hold in INT8: Q outputs, DQ data inputs and the zero
+    points (input 2) of both."""
+    names = set()
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear":
+            names.update(node.output[:1])
+        if node.op_type == "DequantizeLinear":
+            names.update(node.input[:1])
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            names.update(node.input[2:3])
+    return names
+
+
+def _check_uint8_inputs(model: onnx.ModelProto) -> list[LintIssue]:
+    """A uint8 graph input may feed only Cast nodes (NVIDIA/TensorRT issue 3985)."""
+    issues = []
+    for value in model.graph.input:
+        if value.type.tensor_type.elem_type != onnx.TensorProto.UINT8:
+            continue
+        others = [n for n in model.graph.node if value.name in n.input and n.op_type != "Cast"]
+        for node in others:
+            issues.append(LintIssue("error", node.op_type, node.name, f"reads the UINT8 network "
+                                    f"input {value.name!r}; TensorRT lets UINT8 inputs feed only a "
+                                    "Cast: read the Cast's output instead (export.graph_fixes)"))
+    return issues
+
+
 def _check_types(model: onnx.ModelProto, facts: GraphFacts) -> list[LintIssue]:
     graph_io = {v.name for v in (*model.graph.input, *model.graph.output)}
-    dq_inputs = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    q_outputs = {n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    issues = []
+    quantized = _qdq_tensors(model)
+    issues = _check_uint8_inputs(model)
     for name, tproto in sorted(facts.types.items()):
         if not tproto.HasField("tensor_type"):
             continue
@@ -185,16 +228,20 @@ def _check_types(model: onnx.ModelProto, facts: GraphFacts) -> list[LintIssue]:
         elif dtype == "UINT8" and name not in graph_io and facts.consumers[name]:
             issues.append(LintIssue("error", "tensor", name, "UINT8 is only supported as a "
                                     "network input or output; cast right after the input"))
-        elif dtype == "INT8" and name not in q_outputs and name not in dq_inputs:
+        elif dtype == "INT8" and name not in quantized:
             issues.append(LintIssue("error", "tensor", name, "INT8 tensors must come from "
-                                    "QuantizeLinear or be DequantizeLinear weights (explicit Q/DQ)"))
+                                    "QuantizeLinear or be DequantizeLinear weights or Q/DQ zero "
+                                    "points (explicit Q/DQ)"))
         elif dtype == "DOUBLE":
             issues.append(LintIssue("warning", "tensor", name, "DOUBLE is cast down to FLOAT"))
     return issues
 
 
-def lint_model(model: onnx.ModelProto, table: SupportTable) -> LintReport:
-    """Lint ``model`` (shape inference is run on a copy) against ``table``."""
+def lint_model(model: onnx.ModelProto, table: SupportTable,
+               custom: list[CustomPlugin] | None = None) -> LintReport:
+    """Lint ``model`` (shape inference is run on a copy) against ``table``; custom-domain ops
+    pass when ``custom`` (default: ``plugins/custom.json``) declares them."""
+    custom = load_custom_plugins() if custom is None else custom
     opset = next((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), 0)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
@@ -208,11 +255,12 @@ def lint_model(model: onnx.ModelProto, table: SupportTable) -> LintReport:
         report.issues.append(LintIssue("error", "model", "", f"opset {opset} is outside "
                                        f"{lo}..{hi} that {table.name} parses; re-export at opset 18"))
     for node, _ in nodes:
-        report.issues.extend(_check_node(node, table, facts))
+        report.issues.extend(_check_node(node, table, facts, custom))
     report.issues.extend(_check_types(inferred, facts))
     return report
 
 
-def lint_onnx(path: str, table: SupportTable) -> LintReport:
+def lint_onnx(path: str, table: SupportTable,
+              custom: list[CustomPlugin] | None = None) -> LintReport:
     """Load ``path`` (with external data) and lint it against ``table``."""
-    return lint_model(onnx.load(str(path)), table)
+    return lint_model(onnx.load(str(path)), table, custom)

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+# ONNX element type -> the names of the tables' ``types`` column
+TABLE_TYPE = {"FLOAT": "FP32", "FLOAT16": "FP16", "BFLOAT16": "BF16", "INT32": "INT32",
+              "INT64": "INT64", "INT8": "INT8", "UINT8": "UINT8", "BOOL": "BOOL", "INT4": "INT4",
+              "FLOAT8E4M3FN": "FP8", "FLOAT4E2M1": "FP4"}
+
 
 @dataclass
 class GraphFacts:
@@ -28,6 +33,14 @@ class GraphFacts:
         if tproto is None or not tproto.tensor_type.HasField("shape"):
             return None
         return len(tproto.tensor_type.shape.dim)
+
+    def table_type(self, name: str) -> str | None:
+        """The tables' name of ``name``'s element type (``INT8``, ``FP32``), None if unknown."""
+        tproto = self.types.get(name)
+        if tproto is None or not tproto.HasField("tensor_type"):
+            return None
+        onnx_type = onnx.TensorProto.DataType.Name(tproto.tensor_type.elem_type)
+        return TABLE_TYPE.get(onnx_type, onnx_type)
 
     def dims(self, name: str) -> list | None:
         tproto = self.types.get(name)
@@ -177,8 +190,18 @@ def rule_outputs(node, arg, facts):
     return []
 
 
+def rule_dtype(node, arg, facts):
+    index, _, allowed = arg.partition("=")
+    name = _input(node, int(index))
+    dtype = facts.table_type(name) if name else None
+    if dtype is None or dtype in allowed.split("|"):
+        return []
+    return [("error", f"{_label(node, int(index), facts.opset)} ({name!r}) is {dtype}; TensorRT "
+             f"takes {' or '.join(allowed.split('|'))} here")]
+
+
 RULES = {
     "attr": rule_attr, "absent": rule_absent, "ones": rule_ones, "need": rule_need,
     "noinput": rule_noinput, "const": rule_const, "zero": rule_zero, "lt": rule_lt,
-    "rank": rule_rank, "static": rule_static, "outputs": rule_outputs,
+    "rank": rule_rank, "static": rule_static, "outputs": rule_outputs, "dtype": rule_dtype,
 }

@@ -11,6 +11,13 @@ Tensor[N, C, Ho, Wo], and one matmul with that tap's weight slice accumulates th
 per tap keeps the peak memory at one sampled copy of the input instead of kh·kw copies
 (0.7 GB instead of 6.3 GB for the official R-50 at 320x544). The test compares it with torchvision
 at fp32 and fp64.
+
+Second export form, ``onnx`` (``use_deform_conv(model, "onnx")``, ``python -m export vistr
+--deform-conv onnx``): torchvision's ``deform_conv2d``, which the dynamo exporter writes as the
+standard ONNX ``DeformConv`` op (opset 19; onnxscript torch_lib ``torchvision::deform_conv2d``).
+onnxruntime 1.32 runs it on CPU; TensorRT's parser maps it to its ``ModulatedDeformConv2d``
+plugin from 10.1 on (onnx-tensorrt 10.1 ``docs/Changelog.md``, ``importerUtils.cpp``; see
+plugins/). Training always uses the grid-sample form.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+EXPORT_FORMS = ("grid_sample", "onnx")
+ONNX_FORM_OPSET = 19  # DeformConv's first opset
 
 
 def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -93,6 +103,7 @@ class DeformConv2d(nn.Module):
     ):
         super().__init__()
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.form = "grid_sample"  # inference form (use_deform_conv); training ignores it
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         stdv = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)  # official init
         nn.init.uniform_(self.weight, -stdv, stdv)
@@ -105,6 +116,27 @@ class DeformConv2d(nn.Module):
         60 x 12 x 48 x 80 input), and its gradients equal torchvision's except at the
         measure-zero bilinear kinks (tested).
         """
+        if self.form == "onnx" and not self.training:
+            from torchvision.ops import deform_conv2d as torchvision_deform_conv2d
+
+            return torchvision_deform_conv2d(x, offset, self.weight, stride=self.stride,
+                                             padding=self.padding, dilation=self.dilation)
         return deform_conv2d(
             x, offset, self.weight, stride=self.stride, padding=self.padding, dilation=self.dilation
         )
+
+
+def use_deform_conv(model: nn.Module, form: str) -> int:
+    """Set the inference form of every ``DeformConv2d`` in ``model`` (``grid_sample``: 9
+    GridSample + MatMul, opset 18; ``onnx``: the ONNX DeformConv op, opset 19) and record it in
+    ``model.spec.extra["deform_conv"]`` when the model has a spec. Returns how many were set;
+    raises ValueError for an unknown form."""
+    if form not in EXPORT_FORMS:
+        raise ValueError(f"unknown deformable-conv form {form!r}; choose one of "
+                         f"{', '.join(EXPORT_FORMS)}")
+    convs = [m for m in model.modules() if isinstance(m, DeformConv2d)]
+    for conv in convs:
+        conv.form = form
+    if convs and hasattr(model, "spec"):
+        model.spec.extra["deform_conv"] = form
+    return len(convs)

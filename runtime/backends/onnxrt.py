@@ -53,9 +53,10 @@ def select_providers(device: str, available: list[str]) -> list[str]:
     wanted = PROVIDERS[device][0]
     if wanted not in available:
         raise BackendUnavailableError(
-            f"onnxruntime has no {wanted} here (available: {', '.join(available)}); install "
-            f"onnxruntime-gpu with a matching CUDA{' and TensorRT' if device == 'tensorrt' else ''}"
-            f" on a machine with an NVIDIA GPU, or use --device cpu"
+            f"onnxruntime has no {wanted} here (available: {', '.join(available)}); on a machine "
+            f"with an NVIDIA GPU replace the CPU wheel: pip uninstall -y onnxruntime && pip "
+            f"install -e \".[gpu]\" (onnxruntime-gpu; needs a matching CUDA"
+            f"{' and TensorRT' if device == 'tensorrt' else ''}), or use --device cpu"
         )
     return [p for p in PROVIDERS[device] if p in available]
 
@@ -65,8 +66,9 @@ def _import_ort():
         import onnxruntime
     except ImportError as err:  # pragma: no cover - base dependency
         raise BackendUnavailableError(
-            "the onnxruntime backend needs the onnxruntime package: pip install onnxruntime "
-            "(or onnxruntime-gpu for CUDA)"
+            "the onnxruntime backend needs onnxruntime: pip install -e \".[cpu]\" (CPU), or "
+            "pip install -e \".[gpu]\" for onnxruntime-gpu (CUDA and TensorRT execution "
+            "providers); never both"
         ) from err
     return onnxruntime
 

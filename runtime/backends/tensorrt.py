@@ -2,13 +2,18 @@
 
 ``activate`` checks, in this order, before anything is deserialised: the packages, the running
 platform (TensorRT version, GPU compute capability), a manifest plan entry built for exactly that
-platform (else a refusal naming the rebuild command), and the plan's sha256. Then the engine's
-I/O is compared with the manifest. ``infer`` keeps pinned host and device buffers per window
-shape (allocated once), sets the input shape per window and copies asynchronously on one stream.
+platform (else a refusal naming the rebuild command), the plan's sha256, and the TensorRT plugins
+the plan needs (``plugins``: TensorRT's own registered with ``init_libnvinfer_plugins``, declared
+custom libraries loaded; a plan whose plugins are still missing is refused, naming them). Then the
+engine's I/O is compared with the manifest and its optimisation profile
+(``get_tensor_profile_shape``) with the windows the runtime will feed. ``infer`` keeps pinned
+host and device buffers per window shape (allocated once), sets the input shapes per window
+(checking ``set_input_shape``'s result) and copies asynchronously on one stream.
 
-The pure checks (``missing_packages``, ``plan_mismatch``, ``select_plan``, ``check_engine_io``)
-need neither package and are unit-tested on CPU. tensorrt and cuda-python are imported only
-inside functions, so the runtime imports without them.
+The checks (``missing_packages``, ``plan_mismatch``, ``select_plan``, ``check_engine_io``,
+``check_profile``, ``ensure_plugins``) need no GPU and are unit-tested on CPU (with a stand-in
+``tensorrt`` module where they call it). tensorrt and cuda-python are imported only inside
+functions, so the runtime imports without them.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from plugins import PluginLoadError, libraries_of, missing_plugins, register_plugins
 from runtime.backends.base import OUTPUT_NAMES, Backend, engine_feeds
-from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
+from runtime.errors import ArtifactError, BackendInputError, BackendUnavailableError, ConfigError
 from runtime.manifest import CONTENT_HW, FRAMES, Manifest
 
 log = logging.getLogger("runtime.backends")
@@ -131,6 +137,67 @@ def check_engine_io(io: dict[str, tuple[str, np.dtype, tuple[int, ...]]], manife
                             "the plan from the current ONNX export")
 
 
+Profile = dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+
+
+def runtime_shapes(manifest: Manifest, batch: int = 1) -> dict[str, tuple[int, ...]]:
+    """Input shapes of the windows the runtime feeds by default: B=1, T = the manifest's window
+    length (the fixed T of a fixed-T model)."""
+    h, w = manifest.input_hw
+    t = manifest.frames_range[2] if manifest.fixed_frames else manifest.window[0]
+    return {FRAMES: (batch, t, h, w, 3), CONTENT_HW: (batch, 2)}
+
+
+def outside_profile(profile: Profile, shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """``name shape outside [min, max]`` for each input of ``shapes`` the ``profile`` lacks."""
+    problems = []
+    for name, shape in shapes.items():
+        if name not in profile:
+            continue
+        low, _, high = profile[name]
+        if len(shape) != len(low) or any(not lo <= v <= hi for v, lo, hi in zip(shape, low, high)):
+            problems.append(f"{name} {tuple(shape)} is outside the plan's profile "
+                            f"[{tuple(low)} .. {tuple(high)}]")
+    return problems
+
+
+def check_profile(profile: Profile, manifest: Manifest, precision: str) -> list[str]:
+    """Refuse a plan whose profile cannot take the runtime's default window; return warnings
+    (a short final window of a short stream may still be refused)."""
+    shapes = {n: s for n, s in runtime_shapes(manifest).items() if n in profile}
+    problems = outside_profile(profile, shapes)
+    if problems:
+        frames = shapes[FRAMES]
+        raise ArtifactError(
+            f"{'; '.join(problems)}: the runtime feeds windows of B={frames[0]}, T={frames[1]}. "
+            f"Rebuild the plan with a profile that covers them: {rebuild_command(manifest, precision)}"
+            f" --frames 1,{frames[1]},{frames[1]} --batch 1,1,{frames[0]}")
+    warnings = []
+    t_low = profile[FRAMES][0][1] if FRAMES in profile else 1
+    if not manifest.fixed_frames and t_low > manifest.frames_range[0]:
+        warnings.append(f"the plan's profile starts at T={t_low}: a stream shorter than "
+                        f"{t_low} frames (its only, short window) will be refused")
+    return warnings
+
+
+def ensure_plugins(trt, trt_logger, entry: dict) -> list[dict]:
+    """Register the plugins the plan ``entry`` needs (``tensorrt_plugins``); refuse, naming them,
+    when some are still missing. Returns the entry's plugin list."""
+    required = entry.get("tensorrt_plugins", [])
+    try:
+        register_plugins(trt, trt_logger, libraries_of(required))
+    except PluginLoadError as err:
+        raise BackendUnavailableError(f"{entry['file']}: {err}") from err
+    missing = missing_plugins(trt, required)
+    if missing:
+        raise ArtifactError(
+            f"{entry['file']} needs the TensorRT plugins {', '.join(missing)}, which are not "
+            f"registered in TensorRT {trt.__version__} here (checked after init_libnvinfer_plugins "
+            "and the libraries in plugins/custom.json); install the TensorRT that built the plan "
+            "or its plugin library")
+    return required
+
+
 def parse_device(device: str | int) -> int:
     """GPU index from ``auto``/``cuda``/``cuda:N``/``N``; ``cpu`` is refused."""
     text = str(device)
@@ -173,6 +240,13 @@ def running_platform(trt, cudart, device: int) -> RunningPlatform:
     return RunningPlatform(tensorrt=trt.__version__,
                            compute_capability=f"{props.major}.{props.minor}",
                            gpu=name.rstrip("\0").strip())
+
+
+def engine_profile(engine, names) -> Profile:
+    """``{input: (min, opt, max)}`` of optimisation profile 0 (``get_tensor_profile_shape``)."""
+    return {name: tuple(tuple(int(d) for d in dims)
+                        for dims in engine.get_tensor_profile_shape(name, 0))
+            for name in names}
 
 
 def engine_io(engine, trt) -> dict[str, tuple[str, np.dtype, tuple[int, ...]]]:
@@ -222,6 +296,7 @@ class TensorRTBackend(Backend):
         self.entry: dict | None = None
         self.platform: RunningPlatform | None = None
         self._buffers: dict[tuple[int, ...], _ShapeBuffers] = {}
+        self.profile: Profile = {}
         self.engine = self.context = self.stream = None
 
     def activate_impl(self) -> None:
@@ -236,10 +311,11 @@ class TensorRTBackend(Backend):
         self.platform = running_platform(trt, self.cudart, self.device)
         self.entry = select_plan(self.manifest, self.precision, self.platform)
         path = self.manifest.verified_path(self.entry)  # sha256 before deserialising
+        self.trt_logger = trt.Logger(trt.Logger.WARNING)
+        ensure_plugins(trt, self.trt_logger, self.entry)  # before deserialising: plans need them
         log.info("Loading %s (%.1f MB) on %s ...", path.name, path.stat().st_size / 1e6,
                  self.platform.gpu)
         start = time.perf_counter()
-        self.trt_logger = trt.Logger(trt.Logger.WARNING)
         self.trt_runtime = trt.Runtime(self.trt_logger)
         self.engine = self.trt_runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
@@ -247,15 +323,27 @@ class TensorRTBackend(Backend):
                                 f"`{rebuild_command(self.manifest, self.precision)}`")
         self.io = engine_io(self.engine, trt)
         check_engine_io(self.io, self.manifest)
+        self.profile = engine_profile(self.engine, [n for n, v in self.io.items()
+                                                    if v[0] == "input"])
+        for warning in check_profile(self.profile, self.manifest, self.precision):
+            log.warning("%s: %s", path.name, warning)
         self.context = self.engine.create_execution_context()
         self.stream = cuda_call(self.cudart, self.cudart.cudaStreamCreate())
         log.info("Engine ready in %.2f s", time.perf_counter() - start)
 
     def _set_input_shapes(self, shape: tuple[int, ...]) -> None:
-        """Set every input's shape for frames of ``shape`` (content_hw follows B)."""
-        self.context.set_input_shape(FRAMES, shape)
+        """Set every input's shape for frames of ``shape`` (content_hw follows B); a shape the
+        plan's profile refuses (``set_input_shape`` returns False) raises ``BackendInputError``."""
+        shapes = {FRAMES: tuple(shape)}
         if CONTENT_HW in self.io:
-            self.context.set_input_shape(CONTENT_HW, (shape[0], 2))
+            shapes[CONTENT_HW] = (shape[0], 2)
+        for name, dims in shapes.items():
+            if not self.context.set_input_shape(name, dims):
+                why = outside_profile(self.profile, {name: dims}) or [f"{name} {dims} refused"]
+                raise BackendInputError(
+                    f"{'; '.join(why)}; feed windows inside it or rebuild the plan with a wider "
+                    f"profile: {rebuild_command(self.manifest, self.precision)} --frames "
+                    "MIN,OPT,MAX --batch MIN,OPT,MAX")
 
     def _allocate(self, shape: tuple[int, ...]) -> _ShapeBuffers:
         """Pinned host + device buffers for every I/O tensor at input shape ``shape``."""

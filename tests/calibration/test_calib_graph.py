@@ -142,3 +142,64 @@ def test_repository_keep_lists_parse():
     assert {g.selector.name for g in tevit.fp16_groups} >= {"layer_norm", "softmax",
                                                             "roi_level_map"}
     assert json.loads(tevit.path.read_text())["model"] == "tevit"
+
+
+def _frames_gemm_model() -> onnx.ModelProto:
+    """uint8 frames [B, T, 2, 2, 3] -> Cast -> Reshape [-1, 12] -> Gemm(w, bias) -> y [N, 4]."""
+    rng = np.random.default_rng(5)
+    inits = [onnx.numpy_helper.from_array(np.array([-1, 12], np.int64), "shape"),
+             onnx.numpy_helper.from_array(rng.normal(size=(12, 4)).astype(np.float32), "w"),
+             onnx.numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "bias")]
+    nodes = [onnx.helper.make_node("Cast", ["frames"], ["x"], to=onnx.TensorProto.FLOAT, name="cast"),
+             onnx.helper.make_node("Reshape", ["x", "shape"], ["x2"], name="flat"),
+             onnx.helper.make_node("Gemm", ["x2", "w", "bias"], ["y"], name="gemm")]
+    graph = onnx.helper.make_graph(
+        nodes, "g", [onnx.helper.make_tensor_value_info("frames", onnx.TensorProto.UINT8,
+                                                        ["B", "T", 2, 2, 3])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 4])], inits)
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+
+
+def test_onnxruntime_int8_keeps_biases_float_for_tensorrt(tmp_path):
+    """Issue 21 item 3: onnxruntime's quantizer would store the Gemm bias as INT32 behind a
+    DequantizeLinear, which TensorRT refuses; the fallback engine keeps it float."""
+    from calibration.int8 import quantize_int8
+    from export.trt_support import lint_onnx, load_support_table
+
+    onnx.save(_frames_gemm_model(), tmp_path / "m.onnx")
+    windows = np.random.default_rng(6).integers(0, 255, (3, 2, 2, 2, 3), dtype=np.uint8)
+    quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", windows, engine="onnxruntime",
+                  candidates={"gemm"}, op_types=("Gemm",), exclude=set())
+    q = onnx.load(str(tmp_path / "q.onnx"))
+    assert "gemm" in quantized_nodes(q)
+    types = {i.name: i.data_type for i in q.graph.initializer}
+    dq_inputs = [n.input[0] for n in q.graph.node if n.op_type == "DequantizeLinear"]
+    assert dq_inputs and onnx.TensorProto.INT32 not in {types.get(n) for n in dq_inputs}
+    gemm = next(n for n in q.graph.node if n.name == "gemm")
+    assert types[gemm.input[2]] == onnx.TensorProto.FLOAT  # the bias itself, not a DQ output
+    for major in (10, 11):
+        report = lint_onnx(tmp_path / "q.onnx", load_support_table(major))
+        assert report.ok, report.format()
+
+
+def test_fp16_high_precision_is_modelopt_only_and_validated(tmp_path):
+    """Issue 21 item 8: FP16 for the unquantized layers of a TensorRT INT8 graph needs ModelOpt
+    (onnxruntime's quantizer keeps FP32); the CLI passes the choice through."""
+    from calibration.__main__ import options_from, parse_args
+    from calibration.errors import CalibrationError
+    from calibration.int8 import check_high_precision, quantize_int8
+
+    check_high_precision("fp16", "modelopt")
+    with pytest.raises(CalibrationError, match="needs the ModelOpt engine"):
+        check_high_precision("fp16", "onnxruntime")
+    with pytest.raises(CalibrationError, match="high precision must be one of"):
+        check_high_precision("bf16", "modelopt")
+    onnx.save(_frames_gemm_model(), tmp_path / "m.onnx")
+    windows = np.zeros((1, 2, 2, 2, 3), np.uint8)
+    with pytest.raises(CalibrationError, match="needs the ModelOpt engine"):
+        quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", windows, method="percentile",
+                      candidates={"gemm"}, op_types=("Gemm",), exclude=set(),
+                      high_precision="fp16")
+    assert not (tmp_path / "q.onnx").exists()
+    args = parse_args(["art", "--precision", "int8", "--data", "x", "--high-precision", "fp16"])
+    assert options_from(args).high_precision == "fp16"

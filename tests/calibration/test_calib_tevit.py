@@ -33,6 +33,7 @@ from calibration.keeplist import load_keep_list
 from calibration.parity import ParityBudget, compare_outputs
 from calibration.qdq import QDQ_OPS, quantized_nodes
 from calibration.sensitivity import block_sensitivity, fallback
+from export.trt_support import lint_model, lint_onnx, load_support_table
 from runtime.backends import OnnxRuntimeBackend
 from runtime.manifest import load_manifest
 
@@ -238,6 +239,9 @@ def test_percentile_runs_on_the_onnxruntime_engine(calibrated, tmp_path):
     qmodel = onnx.load(str(tmp_path / "pct.onnx"))
     restricted = keep_quantized(qmodel, fp32, quantized_nodes(qmodel) & candidates)
     assert quantized_nodes(restricted) and quantized_nodes(restricted) <= candidates
+    for major in (10, 11):  # onnxruntime's INT8 graph: float biases, INT8 zero points
+        report = lint_model(restricted, load_support_table(major))
+        assert report.ok, report.format()
     stats = ParityCheck(fp32, windows[1:]).measure(restricted)
     # Every candidate in INT8, one calibration window, no fallback: a sanity bound, not the
     # budget (the fallback test enforces that). Measured: mask IoU 0.82 with the trained
@@ -270,3 +274,15 @@ def test_int8_with_a_task_metric_ranks_blocks_by_parity_and_spends_the_metric_on
     with pytest.raises(CalibrationError, match="rank_by"):
         calibrate_artifacts(dest, precision="int8", data=DATA,
                             options=CalibrationOptions(**FAST, rank_by="ap"))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_default_roi_align_graphs_pass_the_tensorrt_lint(calibrated, precision):
+    """Issue 21 item 1: the graphs ``python -m export.tensorrt --precision P`` builds from (TeViT's
+    RoiAlign form; the GridSample form, IFC and VisTR: tests/export/test_trt_real_graphs.py)."""
+    directory, _ = calibrated
+    entry = load_manifest(directory).artifact("onnx", precision)
+    assert entry["tensorrt_plugins"] == [{"op": "RoiAlign", "plugin": "ROIAlign_TRT"}]
+    for major in (10, 11):
+        report = lint_onnx(directory / entry["file"], load_support_table(major))
+        assert report.ok, report.format()

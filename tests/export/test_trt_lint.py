@@ -8,6 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from export.graph_fixes import shapes_from_cast
 from export.trt_support import (
     SupportTableError,
     lint_model,
@@ -125,6 +126,44 @@ def test_quantize_zero_point_layer_norm_outputs_and_uint8():
     model = _model(nodes, [_t("frames", U8, [2, 3])], [_t("y", F, None)])
     assert any("UINT8 is only supported as a network input or output" in e
                for e in _errors(model))
+
+
+def test_uint8_input_may_feed_only_a_cast():
+    """NVIDIA/TensorRT issue 3985: a UINT8 input must feed a Cast directly; a Shape beside the
+    Cast is refused too (the exporter's ``frames.shape`` did that before graph_fixes)."""
+    nodes = [helper.make_node("Shape", ["frames"], ["s"]),
+             helper.make_node("Cast", ["frames"], ["x"], to=F),
+             helper.make_node("Reshape", ["x", "s"], ["y"])]
+    model = _model(nodes, [_t("frames", U8, ["B", 3])], [_t("y", F, None)])
+    errors = _errors(model)
+    assert len(errors) == 1 and errors[0].startswith("[error] Shape") and "only a Cast" in errors[0]
+    assert shapes_from_cast(model) == 1 and _errors(model) == []
+
+
+def _qdq_graph(zp_type=np.int8, data_type=np.int8):
+    """x -> Q(scale, zp) -> DQ -> Add(DQ(weights, scale, zp)): ModelOpt's and onnxruntime's forms."""
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "s", "zw"], ["wd"]),
+             helper.make_node("Add", ["xd", "wd"], ["y"])]
+    inits = [_const("s", 0.1, np.float32), _const("zp", 0, zp_type), _const("zw", 0, data_type),
+             _const("w", [1, 2], data_type)]
+    return _model(nodes, [_t("x", F, [2])], [_t("y", F, None)], inits)
+
+
+def test_int8_zero_points_are_part_of_explicit_quantization():
+    """Issue 21 item 1: INT8 zero points (input 2 of Q/DQ) are not stray INT8 tensors."""
+    for major in (10, 11):
+        assert _errors(_qdq_graph(), major) == []
+
+
+def test_int32_and_uint8_qdq_are_refused():
+    """Biases quantized to INT32 (onnxruntime's default) and UINT8 zero points are not TensorRT
+    Q/DQ types (onnx-tensorrt QuantDequantLinearHelper: INT8/FP8/INT4)."""
+    errors = _errors(_qdq_graph(data_type=np.int32))
+    assert any("DequantizeLinear" in e and "input 0 (x)" in e and "is INT32" in e for e in errors)
+    errors = _errors(_qdq_graph(zp_type=np.uint8))
+    assert any("QuantizeLinear" in e and "(y_zero_point)" in e and "is UINT8" in e for e in errors)
 
 
 def test_input_types_outside_the_documented_ones_warn():

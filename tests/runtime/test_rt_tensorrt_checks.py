@@ -129,3 +129,153 @@ def test_runtime_imports_no_tensorrt_or_cuda():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+# -- plugins and optimisation profiles (issue 21 items 4 and 7) ------------------------------
+def test_plan_plugins_are_registered_or_the_plan_is_refused(fake_tensorrt, tmp_path):
+    """A RoiAlign plan needs ROIAlign_TRT: registered by init_libnvinfer_plugins before the
+    check (NVIDIA's samples call it before deserialising); a missing one is named."""
+    from runtime.backends.tensorrt import ensure_plugins
+
+    entry = {"file": "model.fp16.h100.trt.plan", "tensorrt_plugins": [
+        {"op": "RoiAlign", "plugin": "ROIAlign_TRT", "version": "2", "namespace": ""}]}
+    trt = fake_tensorrt()
+    assert ensure_plugins(trt, trt.Logger(), entry) == entry["tensorrt_plugins"]
+    assert trt.calls == ["init_libnvinfer_plugins"]
+    older = fake_tensorrt(version="10.0.1.6", standard=[("ROIAlign_TRT", "1")])
+    with pytest.raises(ArtifactError, match="needs the TensorRT plugins ROIAlign_TRT version 2, "
+                                            "which are not registered in TensorRT 10.0.1.6"):
+        ensure_plugins(older, older.Logger(), entry)
+    custom = {"file": "p.plan", "tensorrt_plugins": [
+        {"op": "MyOp", "plugin": "MyOp", "version": "1", "namespace": "",
+         "library": str(tmp_path / "libmyop.so")}]}
+    with pytest.raises(BackendUnavailableError, match="p.plan: plugin library .*libmyop.so does "
+                                                      "not exist"):
+        ensure_plugins(trt, trt.Logger(), custom)
+    assert ensure_plugins(trt, trt.Logger(), {"file": "old.plan"}) == []  # older manifests
+
+
+def _profile(t_min, t_max, b_max=1, hw=(64, 96)):
+    h, w = hw
+    return {"frames": ((1, t_min, h, w, 3), (1, t_max, h, w, 3), (b_max, t_max, h, w, 3)),
+            "content_hw": ((1, 2), (1, 2), (b_max, 2))}
+
+
+def test_profile_must_cover_the_runtime_window(contract_artifacts, fixed_t_artifacts):
+    from runtime.backends.tensorrt import check_profile, outside_profile
+
+    manifest = load_manifest(contract_artifacts)  # window 5, T in 1..12
+    assert check_profile(_profile(1, 12, 2), manifest, "fp16") == []
+    warnings = check_profile(_profile(5, 5), manifest, "fp16")  # the narrow Jetson profile
+    assert len(warnings) == 1 and "shorter than 5 frames" in warnings[0]
+    with pytest.raises(ArtifactError, match=r"frames \(1, 5, 64, 96, 3\) is outside the plan's "
+                                            r"profile.*--frames 1,5,5 --batch 1,1,1"):
+        check_profile(_profile(1, 3), manifest, "fp16")
+    assert outside_profile(_profile(1, 12), {"content_hw": (2, 2)}) == [
+        "content_hw (2, 2) is outside the plan's profile [(1, 2) .. (1, 2)]"]
+    fixed = load_manifest(fixed_t_artifacts)  # VisTR-like: T fixed to 8, no short windows
+    assert check_profile(_profile(8, 8), fixed, "fp32") == []
+
+
+class _FakeEngine:
+    """Engine surface the backend reads: I/O tensors and optimisation profile 0."""
+
+    def __init__(self, trt, t_max):
+        self.trt, self.t_max = trt, t_max
+        self.names = ["frames", "content_hw", "scores", "labels", "masks", "boxes", "embeddings",
+                      "query_index"]
+        self.num_io_tensors = len(self.names)
+
+    def get_tensor_name(self, index):
+        return self.names[index]
+
+    def get_tensor_mode(self, name):
+        return "in" if name in ("frames", "content_hw") else "out"
+
+    def get_tensor_dtype(self, name):
+        return {"frames": "u8", "content_hw": "i32"}.get(name, "f32")
+
+    def get_tensor_shape(self, name):
+        return {"frames": (-1, -1, 64, 96, 3), "content_hw": (-1, 2)}.get(name, (-1, 3))
+
+    def get_tensor_profile_shape(self, name, index):
+        return _profile(1, self.t_max)[name]
+
+    def create_execution_context(self):
+        return object()
+
+
+def _activate_with_fakes(monkeypatch, plans_dir, trt):
+    """Run ``TensorRTBackend.activate`` against stand-in tensorrt and cuda modules."""
+    import types
+
+    from runtime.backends import tensorrt as backend_module
+
+    trt.TensorIOMode = types.SimpleNamespace(INPUT="in")
+    trt.nptype = {"u8": np.uint8, "i32": np.int32, "f32": np.float32}.get
+    trt.deserialized = []
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            trt.deserialized.append(data)
+            return _FakeEngine(trt, trt.t_max)
+
+    trt.Runtime = Runtime
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(backend_module, "require_packages", lambda: None)
+    cudart = types.SimpleNamespace(cudaError_t=types.SimpleNamespace(cudaSuccess=0),
+                                   cudaStreamCreate=lambda: (0, 1),
+                                   cudaStreamDestroy=lambda stream: (0,))
+    monkeypatch.setattr(backend_module, "import_cudart", lambda: cudart)
+    monkeypatch.setattr(backend_module, "running_platform", lambda *a: H100_TRT10)
+    backend = backend_module.TensorRTBackend(load_manifest(plans_dir), precision="fp16")
+    backend.activate()
+    return backend
+
+
+def test_activate_refuses_missing_plugins_before_deserialising(monkeypatch, plans_dir,
+                                                               fake_tensorrt):
+    data = json.loads((plans_dir / "manifest.json").read_text())
+    plan = next(e for e in data["artifacts"] if e["file"] == "model.fp16.h100.trt.plan")
+    plan["tensorrt_plugins"] = [{"op": "RoiAlign", "plugin": "ROIAlign_TRT", "version": "2",
+                                 "namespace": ""}]
+    (plans_dir / "manifest.json").write_text(json.dumps(data))
+    trt = fake_tensorrt(version="10.16.1.11", standard=[])
+    trt.t_max = 12
+    with pytest.raises(ArtifactError, match="needs the TensorRT plugins ROIAlign_TRT version 2"):
+        _activate_with_fakes(monkeypatch, plans_dir, trt)
+    assert trt.deserialized == [] and trt.calls == ["init_libnvinfer_plugins"]
+
+
+def test_activate_checks_the_plan_profile_before_the_first_frame(monkeypatch, plans_dir,
+                                                                 fake_tensorrt):
+    trt = fake_tensorrt(version="10.16.1.11")
+    trt.t_max = 3  # built with --frames 1,3,3, but the manifest's window is 5 frames
+    with pytest.raises(ArtifactError, match=r"outside the plan's profile.*--frames 1,5,5"):
+        _activate_with_fakes(monkeypatch, plans_dir, trt)
+    trt.t_max = 12
+    backend = _activate_with_fakes(monkeypatch, plans_dir, trt)
+    assert backend.profile["frames"][2] == (1, 12, 64, 96, 3) and len(trt.deserialized) == 1
+
+
+def test_refused_input_shape_is_reported_with_the_profile(monkeypatch, plans_dir, fake_tensorrt):
+    """``set_input_shape`` returning False (a shape outside the profile) is an error, not a
+    silent wrong result."""
+    from runtime.errors import BackendInputError
+
+    trt = fake_tensorrt(version="10.16.1.11")
+    trt.t_max = 12
+    backend = _activate_with_fakes(monkeypatch, plans_dir, trt)
+
+    class Context:
+        def set_input_shape(self, name, shape):
+            return name != "content_hw" or shape[0] == 1
+
+    backend.context = Context()
+    backend._set_input_shapes((1, 5, 64, 96, 3))
+    with pytest.raises(BackendInputError, match=r"content_hw \(2, 2\) is outside the plan's "
+                                                r"profile.*--batch MIN,OPT,MAX"):
+        backend._set_input_shapes((2, 5, 64, 96, 3))
