@@ -9,6 +9,7 @@ import onnx
 import pytest
 from calib_fixtures import mlp_model, qdq_by_hand
 
+from calibration.data import Windows
 from calibration.errors import KeepListError
 from calibration.graph import (
     TOP_BLOCK,
@@ -167,7 +168,8 @@ def test_onnxruntime_int8_keeps_biases_float_for_tensorrt(tmp_path):
     from export.trt_support import lint_onnx, load_support_table
 
     onnx.save(_frames_gemm_model(), tmp_path / "m.onnx")
-    windows = np.random.default_rng(6).integers(0, 255, (3, 2, 2, 2, 3), dtype=np.uint8)
+    windows = Windows.unpadded(np.random.default_rng(6).integers(0, 255, (3, 2, 2, 2, 3),
+                                                                 dtype=np.uint8))
     quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", windows, engine="onnxruntime",
                   candidates={"gemm"}, op_types=("Gemm",), exclude=set())
     q = onnx.load(str(tmp_path / "q.onnx"))
@@ -195,7 +197,7 @@ def test_fp16_high_precision_is_modelopt_only_and_validated(tmp_path):
     with pytest.raises(CalibrationError, match="high precision must be one of"):
         check_high_precision("bf16", "modelopt")
     onnx.save(_frames_gemm_model(), tmp_path / "m.onnx")
-    windows = np.zeros((1, 2, 2, 2, 3), np.uint8)
+    windows = Windows.unpadded(np.zeros((1, 2, 2, 2, 3), np.uint8))
     with pytest.raises(CalibrationError, match="needs the ModelOpt engine"):
         quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", windows, method="percentile",
                       candidates={"gemm"}, op_types=("Gemm",), exclude=set(),
