@@ -6,7 +6,7 @@
 A stream of random uint8 frames is cut into windows of T frames every S frames. One-stage runs the
 whole model on every window (each frame's backbone runs T/S times); two-stage runs the frame stage
 once per new frame, caches its features and runs the clip stage on the last T cached features
-(DESIGN §4). The four modes (eager/onnxruntime × one/two-stage) run interleaved window by window
+(docs/contract.md §1). The four modes (eager/onnxruntime × one/two-stage) run interleaved window by window
 after two warm-up windows; frames/s = S / median window time over ``--windows`` windows. Weights
 are a seeded random init (speed does not depend on them).
 """

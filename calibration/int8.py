@@ -169,7 +169,7 @@ def _quantize_onnxruntime(src: Path, dst: Path, windows: Windows, *, method: str
              "percentile": CalibrationMethod.Percentile}[method]
     with tempfile.TemporaryDirectory(prefix="visdeploy_int8_") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        # Symbolic shape inference fails on this graph (toolchain.md §5); skip optimisation so
+        # Symbolic shape inference fails on this graph (docs/architecture.md "Toolchain facts"); skip optimisation so
         # node names (used by keep-lists and sensitivity) survive.
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True, skip_optimization=True)
         quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ,

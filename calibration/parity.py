@@ -23,7 +23,7 @@ from calibration.data import Windows
 from calibration.graph import topk_score_tensor, with_float_output
 
 ALL_SCORES = "parity_all_scores"
-OPTIMIZATION = "extended"  # ORT_ENABLE_ALL segfaults on FP16 graphs on CPU (toolchain.md §4)
+OPTIMIZATION = "extended"  # ORT_ENABLE_ALL segfaults on FP16 graphs on CPU (docs/architecture.md "Toolchain facts")
 
 
 def open_session(model: onnx.ModelProto | str | Path, *, optimization: str = OPTIMIZATION,

@@ -3,7 +3,7 @@
 Chunk ``k`` covers frames ``[k*S, k*S + T)`` (clipped to the video); chunks are added while the
 previous one ends before the last frame. Boundary ``k >= 1`` is decided on the overlap frames
 ``[k*S, (k-1)*S + T)``; its *boundary window* is the overlap plus the first new frame
-``(k-1)*S + T``. Metrics (spec eval_tracking.md section 2.3):
+``(k-1)*S + T``. Metrics (docs/runtime.md, "Windows, letterbox and overlap frames"):
 
 - boundary vs within-chunk identity switches (from the CLEAR switch frames);
 - link recall / precision: at each boundary, GT instances matched (video IoU on the overlap

@@ -93,7 +93,7 @@ def export_artifacts(
     """Build ``name``/``preset``, export ``model.onnx`` into ``out_dir``, check it, write the manifest.
 
     ``two_stage`` (default: whenever the model has a per-frame stage, i.e. IFC) also exports
-    ``frame_stage.onnx`` + ``clip_stage.onnx`` (DESIGN §4), checks their graphs and their composed
+    ``frame_stage.onnx`` + ``clip_stage.onnx`` (docs/contract.md §1), checks their graphs and their composed
     parity, and lists them in the manifest with ``stage``, ``inputs`` and ``outputs``; the runtime
     then computes each frame's features once across overlapping windows.
 

@@ -1,4 +1,4 @@
-"""Build the manifest (DESIGN §5) of an exported model; the schema lives in ``runtime.manifest``."""
+"""Build the manifest (docs/contract.md §2) of an exported model; the schema lives in ``runtime.manifest``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Two-stage ONNX export (DESIGN §4) for models whose backbone is per frame (IFC, VisTR).
+"""Two-stage ONNX export (docs/contract.md §1) for models whose backbone is per frame (IFC, VisTR).
 
 The frame stage maps ``frames`` uint8 [B, T, H, W, 3] to per-frame features (each [B, T, ...]);
 the clip stage maps the features of one window to the six contract outputs. The runtime runs the

@@ -2,7 +2,7 @@
 
 ``build_model(name, preset=..., checkpoint=...)`` returns an eval-mode ``VISModel`` whose
 ``forward(frames)`` takes the engine contract's uint8 ``frames`` (B, T, H, W, 3) and returns the
-contract's outputs (DESIGN §4). Each model package registers a ``ModelEntry`` in ``_REGISTRY``.
+contract's outputs (docs/contract.md §1). Each model package registers a ``ModelEntry`` in ``_REGISTRY``.
 """
 
 from __future__ import annotations

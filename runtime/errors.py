@@ -1,4 +1,4 @@
-"""Named runtime errors (DESIGN §8). Each message says what was wrong and what to do next."""
+"""Named runtime errors (docs/contract.md §4). Each message says what was wrong and what to do next."""
 
 from __future__ import annotations
 

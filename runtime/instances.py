@@ -1,4 +1,4 @@
-"""Engine outputs (DESIGN §4) -> one window's ``WindowInstances``.
+"""Engine outputs (docs/contract.md §1) -> one window's ``WindowInstances``.
 
 Top-K may repeat a query with another label (TeViT's (query, label) pairs): rows of one query
 become one instance whose ``class_scores`` hold each label's score, labelled by its best row.

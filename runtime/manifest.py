@@ -1,4 +1,4 @@
-"""Read, validate and write the artifact manifest (DESIGN §5); verify artifact checksums.
+"""Read, validate and write the artifact manifest (docs/contract.md §2); verify artifact checksums.
 
 The runtime is driven by ``manifest.json`` alone. This module is torch-free: the exporter writes
 manifests through ``write_manifest`` so both sides share one schema.
@@ -55,7 +55,7 @@ def _check_range(rng: dict, where: str) -> None:
 
 
 def validate_manifest(data: dict) -> None:
-    """Raise ``ManifestError`` naming the first field that breaks the DESIGN §5 schema."""
+    """Raise ``ManifestError`` naming the first field that breaks the schema (docs/contract.md §2)."""
     if not isinstance(data, dict):
         raise ManifestError("manifest: top level must be a JSON object")
     if data.get("format") != MANIFEST_FORMAT:

@@ -1,10 +1,10 @@
 """Letterboxing into the model input and cutting the frame stream into overlapping windows.
 
-Geometry (DESIGN §4): a frame is resized keep-ratio into (H, W) and padded bottom/right with
+Geometry (docs/contract.md §1): a frame is resized keep-ratio into (H, W) and padded bottom/right with
 the mean colour, so model pixel ``x_m`` and source pixel ``x_s`` relate by ``x_m = x_s * scale``
 (no offset). Masks come back at (H/4, W/4) and are mapped to the source in one affine warp.
 
-Windows (DESIGN §7): window k covers frames [k*S, k*S + T). The stream's last window is aligned
+Windows (docs/runtime.md): window k covers frames [k*S, k*S + T). The stream's last window is aligned
 to the end (frames [n-T, n)) so every frame is covered by a full-length window when n >= T; a
 stream shorter than T gives one short window. Frames before the next window's start are final.
 """
@@ -20,7 +20,7 @@ import numpy as np
 from runtime.errors import ConfigError
 from runtime.types import Frame
 
-MASK_STRIDE = 4  # model masks are at 1/4 of the input resolution (DESIGN §4)
+MASK_STRIDE = 4  # model masks are at 1/4 of the input resolution (docs/contract.md §1)
 
 
 @dataclass(frozen=True)

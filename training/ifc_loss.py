@@ -1,4 +1,4 @@
-"""IFC's training criterion (``ifc/models/criterion.py``, ``matcher.py``; vistr_ifc.md B.3).
+"""IFC's training criterion (``ifc/models/criterion.py``, ``matcher.py``; sukjunhwang/IFC @880d646, projects/IFC/ifc/models/).
 
 Clip-level queries: each query predicts one class for the clip and a mask in every frame.
 Matching cost = class probability (weight 1) + 3 · dice over the clip's stacked masks; losses =

@@ -3,7 +3,7 @@
 Official checkpoints store ``in_proj_weight`` (3C, C), ``in_proj_bias`` (3C) and ``out_proj``.
 We keep those names (so state dicts load strictly) but write the computation explicitly:
 ``nn.MultiheadAttention`` bakes sequence lengths into legacy exports and hides the pattern from
-TensorRT's fusions (toolchain.md §3, tevit.md §7 item 7).
+TensorRT's fusions (docs/architecture.md "Toolchain facts").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """IFC size presets: the official R-50 / R-101 YouTube-VIS 2019 models and a CPU-fast ``tiny``.
 
-Numbers follow ``vistr_ifc.md`` Part B (sukjunhwang/IFC @880d646, ``base_ytvis.yaml`` and
+Numbers follow the official configs (sukjunhwang/IFC @880d646, ``base_ytvis.yaml`` and
 ``R101_ytvis.yaml``). The R-50 model was trained from torchvision weights (stride in the 3×3
 conv, RGB input, ImageNet mean/std in 0–255 units); R-101 from MSRA weights (stride in the first
 1×1 conv, **BGR** input, mean only, std 1).

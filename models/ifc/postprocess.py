@@ -1,4 +1,4 @@
-"""From IFC's raw clip outputs to the engine contract (DESIGN §4), with fixed shapes.
+"""From IFC's raw clip outputs to the engine contract (docs/contract.md §1), with fixed shapes.
 
 Official per-clip semantics (``Ifc.inference_clip``): p = softmax over the C+1 logits; a query is
 kept iff its argmax is not the no-object column; each kept query carries its C real-class

@@ -9,7 +9,7 @@ from models.base import SYNTHETIC_CLASSES, YTVIS_2019_CLASSES
 
 @dataclass(frozen=True)
 class TeViTConfig:
-    """Hyper-parameters of one TeViT preset (tevit.md §1.1, §3; official values by default)."""
+    """Hyper-parameters of one TeViT preset (hustvl/TeViT configs/tevit/tevit_msgshift.py and tevit_r50.py; official values by default)."""
 
     # MsgShifT backbone (PVTv2): stage i has embed_dims * num_heads[i] channels, head dim = embed_dims.
     embed_dims: int = 64

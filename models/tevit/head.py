@@ -1,7 +1,7 @@
 """TeViT head: learned proposals, STQI stages (spatial + temporal query interaction), mask head.
 
 Shapes: B clips, T frames, P proposals, C channels. Queries are Tensor[B, T, P, C]; query index
-p is the instance identity across the clip (tevit.md §3).
+p is the instance identity across the clip (hustvl/TeViT mmdet/models/roi_heads/tevit_roi_head.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """TeViT assembled: MsgShifT -> FPN -> learned proposals -> 6 STQI stages -> top-K + masks.
 
-``forward`` follows the official inference (tevit.md §5.3) up to the engine contract: sigmoid
+``forward`` follows the official inference (hustvl/TeViT mmdet/models/roi_heads/tevit_roi_head.py ``simple_test``) up to the engine contract: sigmoid
 class scores averaged over frames, top-K (query, label) pairs shared by every frame, last-stage
 boxes, mask head 5 on the selected queries' attention features, masks pasted at 1/4 input
 resolution. Identity across frames = query index.

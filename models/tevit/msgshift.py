@@ -1,4 +1,4 @@
-"""MsgShifT backbone: PVTv2 with messenger tokens shifted cyclically along time (tevit.md §1).
+"""MsgShifT backbone: PVTv2 with messenger tokens shifted cyclically along time (hustvl/TeViT mmdet/models/backbones/, ``MsgShifT``).
 
 Tokens are laid out frame-major: x is Tensor[B*T, N, C] (patch tokens), m is Tensor[B*T, M, C]
 (messengers). Messengers have no weights of their own: every spatial operator acts on a

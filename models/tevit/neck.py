@@ -1,4 +1,4 @@
-"""FPN neck of TeViT (mmdet ``FPN``, 4 inputs -> 4 outputs, no extra levels; tevit.md §2)."""
+"""FPN neck of TeViT (mmdet ``FPN``, 4 inputs -> 4 outputs, no extra levels; hustvl/TeViT configs/tevit/tevit_r50.py ``neck``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Frozen-BN ResNet body returning C2…C5 (VisTR ``models/backbone.py``, vistr_ifc.md A.1).
+"""Frozen-BN ResNet body returning C2…C5 (VisTR ``models/backbone.py``, Epiphqny/VisTR @445c9e4).
 
 Official presets use torchvision's ResNet-50/101 with ``FrozenBatchNorm2d`` (eps 1e-5) and no
 dilation, wrapped in ``IntermediateLayerGetter`` so state-dict keys read ``body.layer1.0.conv1…``.

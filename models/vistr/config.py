@@ -1,6 +1,6 @@
 """VisTR presets: the official R-50 / R-101 configurations and a CPU-fast ``tiny`` one.
 
-Official values follow vistr_ifc.md Part A (``inference.py`` arguments of Epiphqny/VisTR @445c9e4).
+Official values follow Epiphqny/VisTR's ``inference.py`` ( arguments of Epiphqny/VisTR @445c9e4).
 """
 
 from __future__ import annotations

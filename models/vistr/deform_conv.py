@@ -1,6 +1,6 @@
 """Deformable convolution v1 as standard ops: bilinear ``grid_sample`` per kernel tap + matmul.
 
-VisTR's mask head uses a CUDA-only DCNv1 (``models/dcn``). Its offset layout (vistr_ifc.md A.3)
+VisTR's mask head uses a CUDA-only DCNv1 (``models/dcn``). Its offset layout (Epiphqny/VisTR models/dcn, models/segmentation.py)
 equals ``torchvision.ops.deform_conv2d``: for kernel tap k = i·kw + j (row-major), offset channel
 2k is the **y** offset and 2k+1 the **x** offset; output (oy, ox) samples the input at
 (oy·s − p + i·d + dy, ox·s − p + j·d + dx) bilinearly, with zeros outside the map.

@@ -1,4 +1,4 @@
-"""VisTR heads (``models/vistr.py``, ``models/segmentation.py``; vistr_ifc.md A.3).
+"""VisTR heads (``models/vistr.py``, ``models/segmentation.py``; Epiphqny/VisTR @445c9e4).
 
 Box MLP, the instance attention map (softmax **jointly over heads × pixels**, Part C), the
 FPN-style mask head with its deformable conv, and the 3-D fusion head. The official code loops

@@ -53,7 +53,7 @@ def contract_outputs(
     input_hw: tuple[int, int],
     content_hw: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Raw VisTR outputs of B clips -> the engine contract (DESIGN §4) with K = S = ``num_ins``.
+    """Raw VisTR outputs of B clips -> the engine contract (docs/contract.md §1) with K = S = ``num_ins``.
 
     Args:
         logits: Tensor[B, T*S, class_offset + C + 1], frame-major queries.

@@ -1,4 +1,4 @@
-"""VisTR (CVPR 2021) with its segmentation heads, as one ``VISModel`` (vistr_ifc.md Part A).
+"""VisTR (CVPR 2021) with its segmentation heads, as one ``VISModel`` (Epiphqny/VisTR @445c9e4 models/vistr.py, models/segmentation.py).
 
 Module names mirror the official ``VisTRsegm(VisTR(...))`` so official checkpoints load strictly
 with no key map: ``vistr.backbone.0.body.*``, ``vistr.input_proj``, ``vistr.transformer.*``,

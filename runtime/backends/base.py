@@ -100,7 +100,7 @@ class Backend:
         return np.ascontiguousarray(hw, np.int32)
 
     def check_outputs(self, outputs: dict[str, np.ndarray], batch_frames: tuple[int, int]) -> None:
-        """Raise ``ArtifactError`` when the engine's outputs break the DESIGN §4 contract."""
+        """Raise ``ArtifactError`` when the engine's outputs break the contract (docs/contract.md §1)."""
         missing = [n for n in OUTPUT_NAMES if n not in outputs]
         if missing:
             raise ArtifactError(f"{self.name}: engine outputs lack {missing} (has "

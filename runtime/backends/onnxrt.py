@@ -1,7 +1,7 @@
 """onnxruntime backend: CPU, CUDA or TensorRT execution provider, sha256-checked artifact.
 
 The session uses ``ORT_ENABLE_EXTENDED`` by default: ``ORT_ENABLE_ALL`` segfaults while creating
-sessions for FP16 graphs on CPU (onnxruntime 1.24 and 1.32, see specs/toolchain.md §4).
+sessions for FP16 graphs on CPU (onnxruntime 1.24 and 1.32, docs/architecture.md "Toolchain facts").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Two-stage onnxruntime backend (DESIGN §4): per-frame features are computed once per frame.
+"""Two-stage onnxruntime backend (docs/contract.md §1): per-frame features are computed once per frame.
 
 The manifest lists a frame stage (``frames`` uint8 [B, T, H, W, 3] -> per-frame features, each
 [B, T, ...]) and a clip stage (those features -> the contract outputs). Overlapping windows

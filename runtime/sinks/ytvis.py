@@ -1,4 +1,4 @@
-"""YouTube-VIS results JSON (eval_tracking §1.3): one entry per (track, category).
+"""YouTube-VIS results JSON (the official YouTube-VIS results format): one entry per (track, category).
 
 Each entry: ``{"video_id", "category_id", "score", "segmentations", "track_id"}`` (the
 official loader ignores the extra ``track_id``; evaluation.track_eval uses it) with one compressed RLE

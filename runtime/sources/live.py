@@ -4,7 +4,7 @@ A source that cannot be opened at start is retried with the same backoff (``max_
 retries, CLI ``--reconnect N``) before ``SourceError``. When frames stop (camera unplugged, stream stalled), the capture is released and reopened after
 exponentially growing delays; frame indices continue across reconnects. After
 ``max_attempts`` failed reopen attempts the source stops cleanly (``disconnected`` is set) so the
-pipeline flushes every finished frame to its sinks (DESIGN §8).
+pipeline flushes every finished frame to its sinks (docs/contract.md §4).
 
 Frames are read synchronously: if the model is slower than the camera, the driver's buffer
 drops or delays frames; lower the camera frame rate for the lowest latency.

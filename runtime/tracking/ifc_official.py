@@ -1,4 +1,4 @@
-"""``ifc-official``: IFC's near-online track linking as a runtime tracker (vistr_ifc.md B.4).
+"""``ifc-official``: IFC's near-online track linking as a runtime tracker (sukjunhwang/IFC projects/IFC/ifc/structures/clip_output.py).
 
 Use with windows of T = 5 and stride 1 (IFC's official clip schedule; the pipeline's end-aligned
 final window is the official last clip) and ``overlap="average"``:

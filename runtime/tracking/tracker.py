@@ -1,4 +1,4 @@
-"""Links each window's chunk-local instances to tracks (DESIGN §7, eval_tracking §6.1).
+"""Links each window's chunk-local instances to tracks (docs/runtime.md, "Tracking").
 
 Association per window, in numbered stages (ByteTrack-style):
   0. keep rows with score >= continue_score; suppress duplicates with mask NMS.

@@ -6,7 +6,7 @@
   ``head.fc``, act at top level).
 - ``qdq_by_hand(model)``: ModelOpt-style explicit Q/DQ (``W -> Q -> DQ`` and ``x -> Q -> DQ``) in
   front of both MatMuls.
-- ``manifest_dict(...)``: a valid DESIGN §5 manifest for an input size, with no artifacts.
+- ``manifest_dict(...)``: a valid manifest (docs/contract.md §2) for an input size, with no artifacts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Known answers of the YouTube-VIS scorer (spec eval_tracking.md 1.7 and 5.2), by hand.
+"""Known answers of the YouTube-VIS scorer (the official youtubevis cocoapi ``YTVOSeval`` rules), by hand.
 
 AP at one IoU threshold is 1 when the best-ranked result matching the GT comes first (precision
 1/(1+eps) at every recall point), so AP@[.5:.95] = share of the 10 thresholds that the video IoU

@@ -55,7 +55,7 @@ def test_lists_cover_10_and_11_with_their_sources(lists):
 
 
 def test_lists_tell_the_versions_apart(lists):
-    """TensorRT 11 dropped the precision builder flags and EXPLICIT_BATCH (toolchain.md §2)."""
+    """TensorRT 11 dropped the precision builder flags and EXPLICIT_BATCH (docs/tensorrt.md)."""
     by_major = {10: [b for b in lists if b.major == 10], 11: [b for b in lists if b.major == 11]}
     for name in ("FP16", "OBEY_PRECISION_CONSTRAINTS", "EXPLICIT_BATCH"):
         assert all(b.has(name) for b in by_major[10]) and not any(b.has(name) for b in by_major[11])

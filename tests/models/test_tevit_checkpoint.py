@@ -11,7 +11,7 @@ import torch
 from models import available, build_model
 from models.errors import CheckpointError, UnknownModelError
 
-MSGSHIFT_PARAMS = 161_832_616  # README "161.83 M"; tevit.md §6
+MSGSHIFT_PARAMS = 161_832_616  # README "161.83 M"; hustvl/TeViT README model table
 
 
 def _mmcv_checkpoint(shapes: dict[str, tuple[int, ...]], path: Path) -> Path:

@@ -1,6 +1,6 @@
 """Generated fixtures for the runtime tests (and bench/runtime_overhead.py), in one place.
 
-- ``build_contract_artifacts(dir)``: a real ONNX graph following DESIGN §4, built with
+- ``build_contract_artifacts(dir)``: a real ONNX graph following the contract (docs/contract.md §1), built with
   onnx.helper, plus a valid manifest. Instance k is "the pixels whose colour channel k is
   bright": masks = avgpool4(sigmoid((x_k - 128) / 10)), score = max mask probability, label k,
   query k, a fixed one-hot embedding per k, boxes from the thresholded mask. So a red, a green
@@ -65,7 +65,7 @@ def _box_nodes() -> list[onnx.NodeProto]:
 
 def build_contract_graph(height: int, width: int, *, fixed_frames: int | None = None,
                          mask_stride: int = 4) -> onnx.ModelProto:
-    """The DESIGN §4 contract graph (K=3, D=4) for input ``[B, T, height, width, 3]``.
+    """The contract graph (docs/contract.md §1) (K=3, D=4) for input ``[B, T, height, width, 3]``.
 
     ``mask_stride`` other than 4 breaks the contract on purpose (masks at 1/stride)."""
     s = mask_stride
