@@ -23,11 +23,13 @@ REPORT_NAME = "calibration_report.json"
 
 
 def onnx_entry(directory: Path, file: str, *, precision: str, **extra) -> dict:
-    """Manifest artifact entry for ``directory/file`` (sha256, size, opset)."""
+    """Manifest artifact entry for ``directory/file`` (sha256, size, opset, graph inputs)."""
     path = directory / file
     model = onnx.load(str(path), load_external_data=False)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    return {"file": file, "kind": "onnx", "precision": precision, "opset": opset,
+    weights = {i.name for i in model.graph.initializer}
+    inputs = [v.name for v in model.graph.input if v.name not in weights]
+    return {"file": file, "kind": "onnx", "precision": precision, "opset": opset, "inputs": inputs,
             "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
             "tensorrt_plugins": plugins_of_onnx(model), **extra}
 
