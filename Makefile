@@ -14,7 +14,7 @@ PRECISION ?= fp32
 CALIB ?= synthetic:val:4
 AP_DATA ?=
 
-.PHONY: setup setup-trt test test-gpu lint demo export train clean
+.PHONY: setup setup-trt test test-gpu test-browser lint demo export train clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,13 @@ test: setup
 
 test-gpu: setup
 	$(PY) -m pytest -q -m gpu tests
+
+# The --view page in a real headless browser. Not part of `make test`: Debian's chromium is a
+# ~370 MB install; CI checks the same stream with an HTTP client (tests/runtime/test_rt_view.py).
+test-browser: setup
+	@command -v chromium >/dev/null || { echo "[test-browser] installing chromium (apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	$(PY) -m pytest -q tests/runtime/test_rt_view.py
 
 lint: setup
 	$(PY) -m ruff check .
