@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import runpy
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def run_module(module: str, prog: str, args: list[str]) -> int:
     """Run ``python -m module`` with ``args`` in this process; its exit code."""
     sys.argv = [prog, *args]
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        with warnings.catch_warnings():  # the module may be imported already (tests, embedding)
+            warnings.filterwarnings("ignore", r".*found in sys\.modules", RuntimeWarning)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as done:
         code = done.code
         if code is None or isinstance(code, int):
