@@ -181,7 +181,8 @@ def _load_pipeline(args: argparse.Namespace):
     return Pipeline(args.artifacts, backend=args.backend, device=args.device,
                     precision=args.precision, window=args.window, stride=args.stride,
                     mode=args.mode, overlap=args.overlap, score_threshold=args.score,
-                    size_change=args.on_size_change, keep_images=bool(args.out or args.show or args.view is not None),
+                    size_change=args.on_size_change,
+                    keep_images=bool(args.out or args.show or args.view is not None),
                     threads=args.threads, stages=args.stages, tracker=args.tracker)
 
 
