@@ -17,15 +17,15 @@ AP_DATA ?=
 # onnxruntime (CPU) unless `make setup-trt` moved this venv to onnxruntime-gpu: never both wheels.
 ORT_EXTRA = $(if $(wildcard $(VENV)/.gpu),gpu,cpu)
 
-.PHONY: setup setup-trt setup-jetson test test-gpu lint demo export train clean
+.PHONY: setup setup-trt setup-jetson test test-gpu test-browser lint demo export train clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "[setup] installing visdeploy with extras $(ORT_EXTRA), export, eval, quant, dev (first run downloads torch: a few minutes)"
+	@echo "[setup] installing visdeploy with extras $(ORT_EXTRA), export, eval, quant, video, plots, dev (first run downloads torch: a few minutes)"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(ORT_EXTRA),export,eval,quant,dev]"
+	$(PY) -m pip install --quiet -e ".[$(ORT_EXTRA),export,eval,quant,video,plots,dev]"
 	@touch $(STAMP)
 	@echo "[setup] done: $(VENV)"
 
@@ -49,6 +49,13 @@ test: setup
 
 test-gpu: setup
 	$(PY) -m pytest -q -m gpu tests
+
+# The --view page in a real headless browser. Not part of `make test`: Debian's chromium is a
+# ~370 MB install; CI checks the same stream with an HTTP client (tests/runtime/test_rt_view.py).
+test-browser: setup
+	@command -v chromium >/dev/null || { echo "[test-browser] installing chromium (apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	$(PY) -m pytest -q tests/runtime/test_rt_view.py
 
 lint: setup
 	$(PY) -m ruff check .

@@ -335,6 +335,8 @@ def parse_args():
     p.add_argument("--reuse", action="store_true",
                    help="reuse converted artifacts found in --workdir (re-time only)")
     p.add_argument("--out", default="bench/results/precision.md")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="also draw DIR/speed.png: frames/s per backend and precision per preset")
     return p.parse_args()
 
 
@@ -356,6 +358,12 @@ def main() -> None:
     machine["load_after"] = os.getloadavg()
     text = write_report(Path(args.out), rows, machine, vars(args))
     print(text)
+    if args.plots:
+        from evaluation.plots import plot_speed, read_table
+
+        print(plot_speed(read_table("\n".join(_latency_table(rows))),
+                         Path(args.plots) / "speed.png",
+                         title=f"TeViT, B=1, T={args.frames}, {args.height}x{args.width}, CPU"))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Modes: ``offline`` runs each video as one window (when the artifact's frame rang
 overlap policy; ``streaming-latest`` the same with the ``latest`` overlap policy; ``near-online``
 is IFC's official schedule and linking (window 5, stride 1, ``--tracker ifc-official``). AP comes from the exact YTVIS scorer on
 benchmark-mode output; identity switches and IDF1 from the same tracks at the deployment score
-threshold. Prints a markdown table (and writes it with ``--out``).
+threshold. Prints a markdown table (and writes it with ``--out``; ``--plots DIR`` also draws
+``DIR/accuracy.png``).
 """
 
 from __future__ import annotations
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["eager", "fp32", "fp16", "int8"])
     parser.add_argument("--modes", nargs="+", default=["offline", "streaming"], choices=MODES)
     parser.add_argument("--out", default=None, help="also write the markdown table here")
+    parser.add_argument("--plots", default=None, metavar="DIR",
+                        help="also draw DIR/accuracy.png (AP, AP50, IDF1 per variant and mode; "
+                             "needs the plots extra)")
     args = parser.parse_args(argv)
     dataset = ensure_val_set(Path(args.data), None, args.seed)
     gt = json.loads((open_dataset(dataset).annotations).read_text())
@@ -149,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n")
+    if args.plots:
+        from evaluation.plots import plot_accuracy, read_table
+
+        print(f"[report] chart: {plot_accuracy(read_table(table), Path(args.plots) / 'accuracy.png')}",
+              file=sys.stderr)
     return 0
 
 

@@ -3,6 +3,10 @@
 Usage::
 
     python -m evaluation.ytvis --gt GT.json --results results.json [--json OUT.json] [--lenient]
+        [--only-result-videos]
+
+Results that cover only some of the ground-truth videos are scored against all of them (the
+others count as misses) with a warning; ``--only-result-videos`` scores just the covered ones.
 
 Python API: :func:`evaluate` returns ``{"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10",
 "AR100", "ARs", "ARm", "ARl"}`` as fractions in [0, 1] (-1 where a figure is undefined, e.g. APl
@@ -82,6 +86,32 @@ def format_summary(summary: dict[str, float]) -> str:
     return "  ".join(cells)
 
 
+def _read_json(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return value
+    with open(value, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def restrict_to_result_videos(gt: dict, results: list) -> dict:
+    """``gt`` with only the videos (and their annotations) that ``results`` has entries for."""
+    keep = {entry.get("video_id") for entry in results if isinstance(entry, dict)}
+    return {**gt, "videos": [v for v in gt.get("videos", []) if v.get("id") in keep],
+            "annotations": [a for a in gt.get("annotations", []) if a.get("video_id") in keep]}
+
+
+def coverage_warning(gt: dict, results: list) -> str | None:
+    """A warning when ``results`` cover fewer videos than ``gt`` (the others score as misses)."""
+    gt_ids = {v.get("id") for v in gt.get("videos", [])}
+    covered = gt_ids & {e.get("video_id") for e in results if isinstance(e, dict)}
+    if not gt_ids or len(covered) == len(gt_ids):
+        return None
+    return (f"the results cover {len(covered)} of the {len(gt_ids)} ground-truth videos: the "
+            f"remaining {len(gt_ids) - len(covered)} count as missed instances, so AP is over all "
+            f"{len(gt_ids)}; pass --only-result-videos to score only the {len(covered)} "
+            f"video{'s' if len(covered) != 1 else ''} in the results")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.ytvis", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,10 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_out", help="write the figures (fractions) here")
     parser.add_argument("--lenient", action="store_true",
                         help="score faulty entries as the official server does, with a warning")
+    parser.add_argument("--only-result-videos", action="store_true",
+                        help="score only the ground-truth videos the results have entries for "
+                             "(e.g. one clip of a dataset); by default every GT video counts")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
-        summary = evaluate(args.gt, args.results, lenient=args.lenient)
+        gt, results = _read_json(args.gt), _read_json(args.results)
+        if isinstance(gt, dict) and isinstance(results, list):
+            if args.only_result_videos:
+                gt = restrict_to_result_videos(gt, results)
+                print(f"[ytvis] scoring the {len(gt['videos'])} video(s) in the results",
+                      file=sys.stderr)
+            elif (warning := coverage_warning(gt, results)) is not None:
+                print(f"[ytvis] warning: {warning}", file=sys.stderr)
+        summary = evaluate(gt, results, lenient=args.lenient)
     except (EvaluationError, OSError, json.JSONDecodeError) as err:
         print(f"[ytvis] error: {err}", file=sys.stderr)
         return 2

@@ -6,11 +6,20 @@ import argparse
 import logging
 import sys
 
-from export.graph_checks import format_histogram
-from export.onnx_export import DEFAULT_OPSET, SUPPORTED_OPSETS, ExportError
-from export.parity import ParityError
-from export.two_stage import TwoStageUnsupportedError
-from models.errors import CheckpointError, UnknownModelError
+from visdeploy.extras import missing_module_message
+
+try:  # a runtime-only install has no torch/onnx: say which extra to install, not a traceback
+    from export.graph_checks import format_histogram
+    from export.onnx_export import DEFAULT_OPSET, SUPPORTED_OPSETS, ExportError
+    from export.parity import ParityError
+    from export.two_stage import TwoStageUnsupportedError
+    from models.errors import CheckpointError, UnknownModelError
+except ModuleNotFoundError as _missing:
+    _message = missing_module_message(_missing, "python -m export")
+    if _message is None or __name__ != "__main__":
+        raise
+    print(f"error: {_message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def input_size(text: str) -> tuple[int, int]:

@@ -45,19 +45,28 @@ def default_checkpoint(name: str, preset: str) -> Path | None:
 
 
 class _Phase:
-    """Logs ``<what>…`` then ``<what> finished in X s``."""
+    """Logs ``<what>…`` then ``<what> finished in X s (N s since the export started)``; while it
+    runs, a spinner with the elapsed time (a line every 30 s off a terminal) when INFO logging is
+    on, as in ``python -m export``."""
 
-    def __init__(self, what: str):
-        self.what = what
+    def __init__(self, what: str, started: float | None = None):
+        from runtime.progress import Spinner
+
+        self.what, self.started = what, started
+        self.spinner = Spinner(what, enabled=log.isEnabledFor(logging.INFO))
 
     def __enter__(self):
         log.info("%s…", self.what)
         self.start = time.perf_counter()
+        self.spinner.__enter__()
         return self
 
     def __exit__(self, *exc):
+        self.spinner.__exit__(*exc)
         if exc[0] is None:
-            log.info("%s finished in %.1f s", self.what, time.perf_counter() - self.start)
+            now = time.perf_counter()
+            total = f" ({now - self.started:.0f} s since the export started)" if self.started else ""
+            log.info("%s finished in %.1f s%s", self.what, now - self.start, total)
 
 
 def _use_deform_conv(model: torch.nn.Module, name: str, form: str | None, opset: int) -> int:
@@ -115,12 +124,13 @@ def export_artifacts(
     written to the manifest) when onnxruntime and PyTorch disagree beyond tolerance.
     """
     out_dir = Path(out_dir)
+    started = time.perf_counter()
     checkpoint = checkpoint or default_checkpoint(name, preset)
     if checkpoint is None:
         log.warning("no checkpoint for %s/%s: exporting a seeded random init — outputs are "
                     "meaningless (pass --checkpoint PATH for real weights)", name, preset)
     torch.manual_seed(RANDOM_INIT_SEED)
-    with _Phase(f"Building {name}/{preset}"):
+    with _Phase(started=started, what=f"Building {name}/{preset}"):
         model = build_model(name, preset, checkpoint, trust_checkpoint=trust_checkpoint,
                             input_hw=input_hw)
     if roi_align is not None and not hasattr(model, "use_roi_align"):
@@ -132,11 +142,11 @@ def export_artifacts(
     manifest_path = out_dir / "manifest.json"
     manifest_path.unlink(missing_ok=True)  # never leave a manifest that describes an old file
     onnx_path = out_dir / "model.onnx"
-    with _Phase(f"Exporting ONNX (dynamo, opset {opset}) to {onnx_path}"):
+    with _Phase(started=started, what=f"Exporting ONNX (dynamo, opset {opset}) to {onnx_path}"):
         export_onnx(model, onnx_path, opset=opset)
-    with _Phase("Checking graph (onnx.checker full, shape inference, domains)"):
+    with _Phase(started=started, what="Checking graph (onnx.checker full, shape inference, domains)"):
         graph = check_graph(onnx_path, inputs=model_inputs(model))
-    with _Phase(f"Parity onnxruntime vs PyTorch at (B, T) = {list(parity_cases)}"):
+    with _Phase(started=started, what=f"Parity onnxruntime vs PyTorch at (B, T) = {list(parity_cases)}"):
         parity = check_parity(model, onnx_path, cases=parity_cases)
     entries = [artifact_entry(out_dir, onnx_path.name, kind="onnx", precision="fp32", opset=graph["opset"],
                               inputs=model_inputs(model))]
@@ -144,13 +154,13 @@ def export_artifacts(
     if two_stage is None:
         two_stage = supports_two_stage(model)
     if two_stage:
-        with _Phase("Exporting the frame and clip stages"):
+        with _Phase(started=started, what="Exporting the frame and clip stages"):
             stages = export_two_stage(model, out_dir, opset=opset)
-        with _Phase("Checking the stage graphs"):
+        with _Phase(started=started, what="Checking the stage graphs"):
             features = list(stages.feature_names)
             check_graph(stages.frame_path, outputs=features)
             check_graph(stages.clip_path, inputs=list(stages.clip_inputs))
-        with _Phase(f"Parity of frame + clip stages vs PyTorch at (B, T) = {list(parity_cases)}"):
+        with _Phase(started=started, what=f"Parity of frame + clip stages vs PyTorch at (B, T) = {list(parity_cases)}"):
             stage_parity = check_parity(model, stages.clip_path, cases=parity_cases,
                                         session=TwoStageSession(stages))
         entries += stages.manifest_stages(opset=graph["opset"])

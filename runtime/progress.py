@@ -83,3 +83,53 @@ def format_summary(summary: dict, *, wall_s: float, interrupted: bool = False,
                      f"{stats['p95_ms']:8.2f} {stats['fps']:9.1f}")
     lines += [f"output {line}" for line in outputs]
     return "\n".join(lines)
+
+
+class Spinner:
+    """Shows that one long step is alive (``with Spinner("Exporting ONNX"): ...``).
+
+    On a terminal a spinner and the elapsed seconds are redrawn in place ten times a second and
+    cleared at the end; elsewhere (logs, CI) a ``<label>: still running (N s)`` line is printed
+    every ``interval_s``. A daemon thread draws, so the step itself needs no calls.
+    """
+
+    FRAMES = "|/-\\"
+
+    def __init__(self, label: str, *, stream: TextIO | None = None, enabled: bool = True,
+                 interval_s: float = 30.0) -> None:
+        import threading
+
+        self.label, self.enabled = label, enabled
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval_s = 0.1 if self.tty else interval_s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._draw, daemon=True, name="spinner")
+        self._width = 0
+
+    def __enter__(self) -> Spinner:
+        self.start = time.monotonic()
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self.tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+
+    def _draw(self) -> None:
+        tick = 0
+        while not self._done.wait(self.interval_s):
+            elapsed = time.monotonic() - self.start
+            if self.tty:
+                line = f"{self.FRAMES[tick % len(self.FRAMES)]} {self.label}  {elapsed:.0f} s"
+                self.stream.write("\r" + line.ljust(self._width))
+                self._width = max(self._width, len(line))
+            else:
+                self.stream.write(f"{self.label}: still running ({elapsed:.0f} s)\n")
+            self.stream.flush()
+            tick += 1

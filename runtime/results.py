@@ -90,6 +90,14 @@ class FrameResult:
                 box=self.boxes[i], mask=self.masks[i] if self.masks is not None else self.rles[i],
             )
 
+    def to_supervision(self):
+        """This frame as ``supervision.Detections`` (xyxy, mask, confidence, class_id,
+        tracker_id, ``data["class_name"]``); needs ``pip install 'visdeploy[interop]'``.
+        See ``runtime.interop.to_supervision``."""
+        from runtime.interop import to_supervision
+
+        return to_supervision(self)
+
     @classmethod
     def empty(cls, index: int, timestamp_s: float, size: tuple[int, int],
               class_names: tuple[str, ...], *, rle: bool = False,

@@ -40,3 +40,11 @@ def check_fourcc(fourcc: str) -> str:
     if not isinstance(fourcc, str) or len(fourcc) != 4 or not fourcc.isprintable():
         raise ConfigError(f"--fourcc must be 4 characters (mp4v, MJPG, avc1, ...); got {fourcc!r}")
     return fourcc
+
+
+def check_port(name: str, port: int) -> int:
+    """A TCP port number (0: any free port)."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ConfigError(f"{name} must be a TCP port in [0, 65535] (0: any free port); "
+                          f"got {port!r}")
+    return port

@@ -20,6 +20,7 @@ from runtime.errors import (
 )
 from runtime.progress import Progress, format_summary
 from runtime.settings import check_at_least, check_fourcc, check_fraction, check_positive
+from runtime.stream_options import add_options, check_options, resolve_artifacts
 
 log = logging.getLogger("runtime.stream")
 SETUP_ERRORS = (SourceError, ManifestError, ArtifactError, ConfigError, BackendUnavailableError,
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Stream a source through a VIS model.")
     p.add_argument("source", help="camera index (0, camera0), video file, rtsp:// or http:// "
                    "URL, image folder, or a quoted glob")
-    p.add_argument("--artifacts", required=True, help="artifact directory with manifest.json")
+    p.add_argument("--artifacts", default=None, help="artifact directory with manifest.json "
+                   "(default: artifacts/tevit when it exists)")
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="onnxruntime execution provider (default: CUDA if present, else CPU)")
@@ -43,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, help="frames per window T (default: manifest)")
     p.add_argument("--stride", type=int, help="step S between windows, 1 <= S < T")
     p.add_argument("--out", help="overlay video (.mp4) with masks, boxes, IDs and scores")
-    p.add_argument("--fourcc", default="mp4v", help="overlay codec (default mp4v for .mp4; "
-                   "MJPG for .avi works with every OpenCV build)")
+    p.add_argument("--fourcc", default=None, help="OpenCV overlay codec (mp4v for .mp4, the "
+                   "fallback when H.264 is missing; MJPG for .avi works with every OpenCV build)")
     p.add_argument("--json", help="YouTube-VIS results JSON")
     p.add_argument("--events", help="JSONL file, one line per frame")
     p.add_argument("--show", action="store_true", help="display frames (needs GUI OpenCV)")
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "across overlapping windows) when the manifest lists one (auto), never "
                         "(one) or always (two)")
     p.add_argument("--quiet", action="store_true", help="no progress output or info logs")
+    add_options(p)  # --list-cameras, --codec, --view, --view-host (runtime.stream_options)
     return p
 
 
@@ -82,7 +85,9 @@ def check_settings(args: argparse.Namespace) -> None:
         check_positive("--fps", args.fps)
     check_at_least("--threads", args.threads, 0, hint=" (0: onnxruntime's default)")
     check_at_least("--reconnect", args.reconnect, 0)
-    check_fourcc(args.fourcc)
+    if args.fourcc is not None:
+        check_fourcc(args.fourcc)
+    check_options(args)
 
 
 def output_files(args: argparse.Namespace) -> dict[str, list[Path]]:
@@ -104,14 +109,17 @@ def artifact_files(directory: str) -> list[Path]:
 
 def open_sinks(args, *, num_classes: int, fps: float) -> dict:
     """Label (``--events e.jsonl``) -> sink, in the order they are written."""
-    from runtime.sinks import DisplaySink, JsonlEventSink, OverlayVideoSink, YtvisJsonSink
+    from runtime.sinks import DisplaySink, JsonlEventSink, OverlayVideoSink, ViewSink, YtvisJsonSink
 
     sinks = {}
     try:
         if args.show:
             sinks["--show"] = DisplaySink()
         if args.out:
-            sinks[f"--out {args.out}"] = OverlayVideoSink(args.out, fps=fps, fourcc=args.fourcc)
+            sinks[f"--out {args.out}"] = OverlayVideoSink(args.out, fps=fps, fourcc=args.fourcc,
+                                                          codec=args.codec)
+        if args.view is not None:
+            sinks["--view"] = ViewSink(args.view, host=args.view_host)
         if args.json:
             sinks[f"--json {args.json}"] = YtvisJsonSink(
                 args.json, num_classes=num_classes, video_id=args.video_id, mode=args.mode)
@@ -148,6 +156,7 @@ def _setup(args: argparse.Namespace):
     from runtime.sources import ReconnectPolicy, open_source
 
     check_settings(args)
+    args.artifacts = resolve_artifacts(args.artifacts)
     outputs = output_files(args)
     check_output_paths(outputs, protected=artifact_files(args.artifacts))
     source = open_source(args.source, fps=args.fps,
@@ -172,7 +181,8 @@ def _load_pipeline(args: argparse.Namespace):
     return Pipeline(args.artifacts, backend=args.backend, device=args.device,
                     precision=args.precision, window=args.window, stride=args.stride,
                     mode=args.mode, overlap=args.overlap, score_threshold=args.score,
-                    size_change=args.on_size_change, keep_images=bool(args.out or args.show),
+                    size_change=args.on_size_change,
+                    keep_images=bool(args.out or args.show or args.view is not None),
                     threads=args.threads, stages=args.stages, tracker=args.tracker)
 
 

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", choices=sorted(LOSSES))
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--out", default=None, help="checkpoint path (default checkpoints/<model>_<preset>.pth)")
+    parser.add_argument("--recipe", action="store_true",
+                        help="repeat the recorded stages that produced checkpoints/<model>_tiny.pth "
+                             "(training/recipes.py); only --out may be given with it")
     for field in dataclasses.fields(TrainConfig):
         if field.name in ("model", "preset"):
             continue

@@ -1,7 +1,9 @@
 """Frame sources: ``open_source(SOURCE)`` picks camera, stream, file, folder or glob.
 
 SOURCE forms: an int or ``"0"``/``"camera0"`` (OpenCV device index), ``rtsp://``, ``rtsps://``,
-``rtmp://``, ``http(s)://``, ``udp://``, ``tcp://`` URLs, a video file, a folder of images
+``rtmp://``, ``http(s)://``, ``udp://``, ``tcp://`` URLs, a GStreamer pipeline (a string with
+``!`` ending in ``appsink``; needs OpenCV built with GStreamer, see ``runtime.sources.gstreamer``),
+a video file, a folder of images
 (natural sort: ``2.png`` before ``10.png``), or a glob of images (``"clips/*.jpg"``).
 An existing path always wins over the camera reading of a bare number.
 """
@@ -14,11 +16,12 @@ from pathlib import Path
 from runtime.errors import SourceError
 from runtime.sources.base import FrameSource
 from runtime.sources.files import IMAGE_EXTENSIONS, ImageSequenceSource, VideoFileSource
+from runtime.sources.gstreamer import GStreamerSource, is_gstreamer_pipeline
 from runtime.sources.live import LiveSource, ReconnectPolicy
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 
-__all__ = ["FrameSource", "ImageSequenceSource", "LiveSource", "ReconnectPolicy",
+__all__ = ["FrameSource", "GStreamerSource", "ImageSequenceSource", "LiveSource", "ReconnectPolicy",
            "VideoFileSource", "open_source"]
 
 
@@ -35,6 +38,8 @@ def open_source(spec: int | str | Path, *, fps: float | None = None,
     camera = re.fullmatch(r"(?:camera)?(\d+)", text)
     if camera and not path.exists():
         return LiveSource(int(camera.group(1)), reconnect=reconnect)
+    if is_gstreamer_pipeline(text) and not path.exists():
+        return GStreamerSource(text, reconnect=reconnect)
     scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", text)
     if scheme:
         if scheme.group(1).lower() not in STREAM_SCHEMES:

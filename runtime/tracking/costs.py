@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 _INFEASIBLE = 1e6  # finite stand-in for gated pairs (scipy refuses all-inf rows)
 
@@ -53,6 +52,8 @@ def linear_assignment(cost: np.ndarray, *, max_cost: float
     if n == 0 or m == 0:
         return np.zeros((0, 2), np.int64), np.arange(n), np.arange(m)
     allowed = np.isfinite(cost) & (cost <= max_cost)
+    from scipy.optimize import linear_sum_assignment  # lazy: ~0.5 s import
+
     rows, cols = linear_sum_assignment(np.where(allowed, cost, _INFEASIBLE))
     keep = allowed[rows, cols]
     matches = np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)

@@ -36,7 +36,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 
 class TooManyTracksError(RuntimeError):
@@ -100,6 +99,8 @@ def match(scores: np.ndarray, *, threshold: float) -> tuple[list[tuple[int, int]
     if scores.size == 0:
         return [], list(range(n))
     gated = np.where(scores > threshold, scores, 0.0)
+    from scipy.optimize import linear_sum_assignment  # lazy: ~0.5 s import
+
     rows, cols = linear_sum_assignment(gated, maximize=True)
     pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if scores[r, c] > threshold]
     taken = {c for _, c in pairs}

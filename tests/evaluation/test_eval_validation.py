@@ -108,3 +108,26 @@ def test_scorer_imports_neither_torch_nor_matplotlib():
             "bad = [m for m in ('torch', 'matplotlib', 'skimage') if m in sys.modules]; "
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_cli_warns_when_results_cover_fewer_videos_and_can_score_only_those(
+        tmp_path, box_gt, box_masks, pred, capsys):
+    """One clip's results against a two-video ground truth: AP over both (the second video's
+    instance is a miss) with a warning, or AP over the clip with --only-result-videos."""
+    gt = copy.deepcopy(box_gt)
+    gt["videos"].append({**gt["videos"][0], "id": 2})
+    gt["annotations"].append({**gt["annotations"][0], "id": 2, "video_id": 2})
+    gt_path, res_path = tmp_path / "gt.json", tmp_path / "res.json"
+    gt_path.write_text(json.dumps(gt))
+    res_path.write_text(json.dumps([pred(box_masks)]))
+    assert main(["--gt", str(gt_path), "--results", str(res_path)]) == 0
+    captured = capsys.readouterr()
+    assert "cover 1 of the 2 ground-truth videos" in captured.err
+    # recall 0.5: 51 of the 101 recall points have precision 1 -> AP 0.505
+    assert "--only-result-videos" in captured.err and "AP=50.5" in captured.out
+    assert main(["--gt", str(gt_path), "--results", str(res_path), "--only-result-videos"]) == 0
+    captured = capsys.readouterr()
+    assert "AP=100.0" in captured.out and "warning" not in captured.err
+    res_path.write_text(json.dumps([pred(box_masks), pred(box_masks, video=2)]))
+    assert main(["--gt", str(gt_path), "--results", str(res_path)]) == 0
+    assert "warning" not in capsys.readouterr().err

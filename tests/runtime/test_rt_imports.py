@@ -62,3 +62,11 @@ def test_manifest_import_stays_light():
     proc = _run("import sys, runtime.manifest; "
                 "print(sorted(m for m in ('cv2', 'onnxruntime', 'scipy') if m in sys.modules))")
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_pipeline_import_leaves_scipy_for_the_tracker():
+    """``from runtime import Pipeline`` must not pay SciPy's ~0.5 s import (scipy.optimize):
+    the tracker imports it at its first assignment."""
+    proc = _run("import sys; from runtime import Pipeline; "
+                "print('scipy' in sys.modules)")
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
