@@ -30,18 +30,21 @@ RECIPES: dict[str, list[list[str]]] = {
         # 1. the detectron2 Frozen-BN body pretrained on dense shape classes, folded back into
         #    FrozenBN; a new 12-frame video replaces the pool's oldest every 8 frames, so no
         #    colour or texture repeats long enough to stand in for a shape. VisTR's body went from
-        #    probe 0.33 after 8 minutes to 0.80 after 28 (two runs at this lr, 1e-3); here one run
-        #    of 25 minutes (~0.5 s a step alone, ~1.1 s on the shared machine, 16 frames a step:
-        #    IFC's bottleneck body costs ~2x VisTR's basic one per frame, so fewer steps than
-        #    VisTR's 6400 fit; the iteration count ends it first only on a faster machine).
+        #    probe 0.33 after 8 minutes to 0.80 after 28 (6400 steps at this lr, 1e-3). IFC's
+        #    bottleneck body costs 1.84x VisTR's basic one per step (same-run median, 16 frames
+        #    forward + backward), so ~0.4 s a step alone against VisTR's 0.25-0.29 s (session 8): 25 minutes
+        #    give ~3750 steps (60k frames, 60 % of VisTR's), the most that leaves the detector
+        #    the 60 minutes it needs below. The 4000 iterations end it only on a faster machine.
         [PRETRAIN, "--iterations", "4000", "--minutes", "25", "--refresh-every", "8",
          "--video-frames", "12"],
         # 2. the detector, official criterion and T = 5 clips (the near-online window), also on a
-        #    refreshing pool (one new video per clip, as VisTR's detector stage), for the remaining
-        #    60 minutes (25 + 60 + rendering and saving stays under the 90). The pretrained
-        #    body moves at 0.1x the rate, IFC's official BACKBONE_MULTIPLIER (train_net.py:92-106);
-        #    the heads at 3e-4, the rate of the previous IFC stage (stable: its loss fell
-        #    monotonically) and between VisTR's 2e-4 and TeViT's 5e-4.
+        #    refreshing pool (one new video per clip, as VisTR's detector stage: +0.15 s a step of
+        #    rendering), for the remaining 60 minutes (25 + 60 + rendering and saving stays under
+        #    the 90). The pretrained body moves at 0.1x the rate, IFC's official
+        #    BACKBONE_MULTIPLIER (train_net.py:92-106; VisTR's lr_backbone is 0.1x too, main.py:25-26),
+        #    so the detector's early, noisy gradients do not undo the pretraining; the heads at
+        #    3e-4, the rate of the previous IFC stage (stable: its loss fell steadily, 4.67 -> 2.46),
+        #    between VisTR's 2e-4 and TeViT's 5e-4. 6000 iterations: ~0.65 s a step alone (estimated).
         ["--iterations", "6000", "--minutes", "60", "--lr", "3e-4", "--warmup", "50",
          "--backbone-lr-mult", "0.1", "--pool-size", "60", "--refresh-every", "1", "--video-frames", "12",
          "--clips-per-step", "2", "--clip-frames", "5"],

@@ -72,6 +72,27 @@ def test_the_adapters_feed_the_dense_head_strides_8_16_32():
             (2, c, h // s, w // s) for c, s in zip(adapter.channels(model), (8, 16, 32))], name
 
 
+@pytest.mark.parametrize("input_format", ["RGB", "BGR"])
+def test_the_ifc_adapter_feeds_the_body_what_the_frame_stage_feeds_it(input_format):
+    import dataclasses
+
+    from models.ifc.config import PRESETS
+    from models.ifc.model import IFCModel
+
+    torch.manual_seed(0)
+    model = IFCModel(dataclasses.replace(PRESETS["tiny"], input_format=input_format)).eval()
+    frames = torch.randint(0, 256, (1, 2, *model.spec.input_hw, 3), dtype=torch.uint8)
+    seen = {}
+    hook = model.detr.backbone.register_forward_hook(lambda m, i, o: seen.update(levels=o))
+    with torch.no_grad():
+        model.frame_stage(frames)
+        hook.remove()
+        adapter = ADAPTERS["ifc"]
+        levels = adapter.levels(adapter.body(model)(adapter.images(model, frames[0])))
+    for a, b in zip(seen["levels"], levels, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_an_unknown_model_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no adapter for 'tevit'; models: ifc, vistr"):
         pretrain(PretrainConfig(model="tevit"), tmp_path / "x.pth")
