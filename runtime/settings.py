@@ -40,3 +40,10 @@ def check_fourcc(fourcc: str) -> str:
     if not isinstance(fourcc, str) or len(fourcc) != 4 or not fourcc.isprintable():
         raise ConfigError(f"--fourcc must be 4 characters (mp4v, MJPG, avc1, ...); got {fourcc!r}")
     return fourcc
+
+
+def check_non_negative(name: str, value: float) -> float:
+    """A finite number >= 0 (waiting times)."""
+    if not _is_number(value) or not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}")
+    return float(value)
