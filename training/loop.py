@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from models import build_model
-from training.data import ClipSampler
+from training.data import ClipSampler, parse_aspects
 from training.ifc_loss import ifc_losses
 from training.tevit_loss import tevit_losses
 from training.vistr_loss import ASSIGNMENTS, vistr_losses
@@ -46,6 +46,10 @@ class TrainConfig:
     # stops a run memorising its videos.
     refresh_every: int = 0
     video_frames: int = 0
+    # Aspect ratios of the rendered videos, e.g. "16:9,4:3" (round robin over the pool), each
+    # letterboxed into the model input with its own content size: the official models see every
+    # image at its own img_shape. "" renders 16:9 only (the val set's shape).
+    aspects: str = ""
     seed: int = 0
     init: str | None = None  # start from an earlier checkpoint
     # Comma-separated top-level modules to train (the rest frozen, in eval mode); None trains all.
@@ -116,7 +120,8 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     clip_frames = spec.fixed_frames or cfg.clip_frames
     sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=clip_frames,
                           pool_size=cfg.pool_size, seed=cfg.seed, refresh_every=cfg.refresh_every,
-                          video_frames=cfg.video_frames or None)
+                          video_frames=cfg.video_frames or None,
+                          aspects=parse_aspects(cfg.aspects))
     optimizer = torch.optim.AdamW(param_groups(model, params, cfg.backbone_lr_mult), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     curve, window, start = [], [], time.perf_counter()
