@@ -21,6 +21,13 @@ RECIPES: dict[str, list[list[str]]] = {
         # session 5: a third pool of videos (seed 2) at half the peak learning rate
         ["--iterations", "1450", "--minutes", "30", "--lr", "2.5e-4", "--warmup", "50",
          "--pool-size", "120", "--clips-per-step", "2", "--clip-frames", "3", "--seed", "2"],
+        # issue 19: the stages above scaled the learned proposals by the whole 192x320 input; the
+        # official code (and now the model) scales them by each image's own size (content_hw).
+        # A short stage with that scaling, on a new pool of 16:9 and 4:3 videos (each letterboxed
+        # with its own content size), at the third stage's rate.
+        ["--iterations", "900", "--minutes", "15", "--lr", "2.5e-4", "--warmup", "30",
+         "--pool-size", "120", "--clips-per-step", "2", "--clip-frames", "3", "--seed", "3",
+         "--aspects", "16:9,4:3"],
     ],
     # Issue 26. The 18-minute IFC stage on a fixed pool of 80 videos (before: 1255 steps, loss
     # 4.67 -> 2.46, near-online AP50 0.033) learnt colours, not shapes: linear probe of its
