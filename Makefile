@@ -18,9 +18,9 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "[setup] installing visdeploy with extras export, eval, quant, dev (first run downloads torch: a few minutes)"
+	@echo "[setup] installing visdeploy with extras export, eval, quant, openvino, dev (first run downloads torch: a few minutes)"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[export,eval,quant,dev]"
+	$(PY) -m pip install --quiet -e ".[export,eval,quant,openvino,dev]"
 	@touch $(STAMP)
 	@echo "[setup] done: $(VENV)"
 

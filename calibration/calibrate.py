@@ -30,6 +30,7 @@ from calibration.keeplist import KeepList, load_keep_list
 from calibration.parity import ParityBudget
 from calibration.qdq import keep_quantized, qdq_counts, quantized_nodes
 from calibration.report import manifest_summary, onnx_entry, update_manifest, write_report
+from calibration.runtime_check import openvino_runtime_check
 from calibration.sensitivity import block_sensitivity, fallback, fp16_group_sensitivity
 from runtime.manifest import Manifest, load_manifest
 
@@ -213,16 +214,20 @@ def _other_t_parity(job: _Job, dst: Path) -> dict | None:
 
 
 def _runtime_smoke(directory: Path, precision: str, job: _Job) -> dict:
-    """Run one held-out window through the runtime's onnxruntime backend (default settings)."""
+    """Run one held-out window through the runtime's onnxruntime backend (default settings),
+    then through OpenVINO when it is installed (calibration.runtime_check)."""
     from runtime.backends import open_backend
 
     backend = open_backend(load_manifest(directory), "onnxruntime", device="cpu",
                            precision=precision, threads=job.options.threads)
+    window = job.held.windows[:1]
     with backend:
-        outputs = backend.infer(job.held.windows[:1])
+        outputs = backend.infer(window)
     return {"backend": "onnxruntime", "optimization": backend.optimization,
             "ms": round(backend.last_inference_ms, 1),
-            "outputs": {k: list(v.shape) for k, v in outputs.items()}}
+            "outputs": {k: list(v.shape) for k, v in outputs.items()},
+            "openvino": openvino_runtime_check(directory, precision, window, None, outputs,
+                                               threads=job.options.threads)}
 
 
 def calibrate_artifacts(directory: str | Path, *, precision: str, data,

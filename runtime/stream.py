@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="camera index (0, camera0), video file, rtsp:// or http:// "
                    "URL, image folder, or a quoted glob")
     p.add_argument("--artifacts", required=True, help="artifact directory with manifest.json")
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
+    p.add_argument("--backend", default="auto",
+                   choices=["auto", "onnxruntime", "openvino", "tensorrt"],
+                   help="auto (default): a TensorRT plan on an NVIDIA GPU when one fits, "
+                        "OpenVINO on the CPU when installed, else onnxruntime; the summary "
+                        "says which")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="onnxruntime execution provider (default: CUDA if present, else CPU)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])

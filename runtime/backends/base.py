@@ -26,6 +26,7 @@ class Backend:
     """
 
     name = "base"
+    selection = ""  # how ``--backend auto`` chose this backend, and why (empty when named)
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
@@ -130,7 +131,7 @@ def full_content_hw(batch: int, input_hw: tuple[int, int]) -> np.ndarray:
     return np.tile(np.asarray(input_hw, np.int32), (batch, 1))
 
 
-def engine_feeds(input_names, frames: np.ndarray, content_hw: np.ndarray | None) -> dict:
+def engine_feeds(input_names, frames: np.ndarray, content_hw: np.ndarray | None = None) -> dict:
     """The feed dict for an engine whose inputs are ``input_names``: ``frames`` always,
     ``content_hw`` (int32 [B, 2], None = the whole input) only when the engine declares it.
     Every caller that feeds an engine (runtime, calibration, export parity, benchmarks) builds
