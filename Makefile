@@ -7,6 +7,8 @@ MODEL  ?= tevit
 PRESET ?= tiny
 OUT    ?= artifacts/$(MODEL)
 CHECKPOINT ?=
+TRUST_CHECKPOINT ?=
+INPUT_SIZE ?=
 ROI_ALIGN ?=
 PRECISION ?= fp32
 CALIB ?= synthetic:val:4
@@ -37,12 +39,15 @@ test-gpu: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# TRUST_CHECKPOINT=1 allows checkpoints that need full unpickling (only for files you trust).
+# INPUT_SIZE=HxW exports for your camera's aspect ratio (multiples of 32; e.g. 384x512 for 4:3):
+# no letterbox padding, so the official computation exactly (docs/contract.md).
 # ROI_ALIGN=onnx writes TeViT's RoIAlign as the ONNX RoiAlign op (faster) instead of GridSample.
 # PRECISION=fp16|int8 adds model.<precision>.onnx, calibrated on CALIB (video, folder, dataset
 # or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory. AP_DATA=DIR (a generated val
 # set) makes the budget a YouTube-VIS AP drop on DIR instead of output parity.
 export: setup
-	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(ROI_ALIGN),--roi-align $(ROI_ALIGN),)
+	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(TRUST_CHECKPOINT),--trust-checkpoint,) $(if $(INPUT_SIZE),--input-size $(INPUT_SIZE),) $(if $(ROI_ALIGN),--roi-align $(ROI_ALIGN),)
 	$(if $(filter-out fp32,$(PRECISION)),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB) $(if $(AP_DATA),--ap-data $(AP_DATA),),)
 
 # Repeats the recorded stages that produced checkpoints/<MODEL>_tiny.pth (training/recipes.py).

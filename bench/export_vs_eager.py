@@ -31,6 +31,7 @@ from export.onnx_export import export_onnx, sample_frames  # noqa: E402
 from export.parity import ort_session  # noqa: E402
 from models.tevit.config import PRESETS  # noqa: E402
 from models.tevit.model import TeViT  # noqa: E402
+from runtime.backends.base import engine_feeds  # noqa: E402
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -54,7 +55,7 @@ def bench_preset(preset: str, hw: tuple[int, int], frames: int, repeats: int, wo
     path = export_onnx(model, workdir / f"{preset}.onnx")
     export_s = time.perf_counter() - start
     session = ort_session(path)
-    feed = {"frames": x.numpy()}
+    feed = engine_feeds([i.name for i in session.get_inputs()], x.numpy(), None)  # whole input
 
     def eager():
         with torch.inference_mode():

@@ -35,6 +35,8 @@ from export.two_stage import export_two_stage  # noqa: E402
 from models.base import OUTPUT_NAMES  # noqa: E402
 from models.ifc.config import PRESETS  # noqa: E402
 from models.ifc.model import IFCModel  # noqa: E402
+from runtime.backends.base import engine_feeds, full_content_hw  # noqa: E402
+from runtime.manifest import CONTENT_HW  # noqa: E402
 
 # A stream step takes the new frames [1, S, H, W, 3] and the window [1, T, H, W, 3].
 Step = Callable[[np.ndarray, np.ndarray], object]
@@ -72,15 +74,21 @@ def ort_steps(one_path: Path, frame_path: Path, clip_path: Path, names) -> dict[
     one_sess, frame_sess, clip_sess = session(one_path), session(frame_path), session(clip_path)
     cache: list[list[np.ndarray]] = []
 
-    def one(new, window):
-        return one_sess.run(list(OUTPUT_NAMES), {"frames": window})
+    one_inputs = [i.name for i in one_sess.get_inputs()]
+    clip_content = CONTENT_HW in [i.name for i in clip_sess.get_inputs()]
+
+    def one(new, window):  # unpadded clips: content_hw = the whole input
+        return one_sess.run(list(OUTPUT_NAMES), engine_feeds(one_inputs, window, None))
 
     def two(new, window):
         feats = frame_sess.run(list(names), {"frames": new})
         cache.extend([f[:, i : i + 1] for f in feats] for i in range(new.shape[1]))
         del cache[: -window.shape[1]]
         window_feats = [np.concatenate(parts, axis=1) for parts in zip(*cache, strict=True)]
-        return clip_sess.run(list(OUTPUT_NAMES), dict(zip(names, window_feats, strict=True)))
+        feeds = dict(zip(names, window_feats, strict=True))
+        if clip_content:
+            feeds[CONTENT_HW] = full_content_hw(window.shape[0], window.shape[2:4])
+        return clip_sess.run(list(OUTPUT_NAMES), feeds)
 
     return {"one-stage": one, "two-stage": two}
 

@@ -27,13 +27,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calibration.calibrate import CalibrationOptions, calibrate_artifacts  # noqa: E402
-from calibration.data import collect_windows  # noqa: E402
+from calibration.data import Windows, collect_windows  # noqa: E402
 from calibration.parity import ParityBudget, compare_outputs  # noqa: E402
 from export.manifest import artifact_entry, build_manifest  # noqa: E402
 from export.onnx_export import export_onnx  # noqa: E402
@@ -70,8 +69,9 @@ def export_preset(preset: str, hw: tuple[int, int], frames: int, directory: Path
     return model
 
 
-def timed_rounds(runners: dict, windows: np.ndarray, repeats: int) -> dict[str, list[float]]:
-    """ms per window for each runner, interleaved (one window per runner per round)."""
+def timed_rounds(runners: dict, windows: Windows, repeats: int) -> dict[str, list[float]]:
+    """ms per window for each runner, interleaved (one window per runner per round); each runner
+    takes a one-window ``Windows``."""
     for run in runners.values():
         run(windows[0])  # warm-up
     times: dict[str, list[float]] = {name: [] for name in runners}
@@ -89,7 +89,7 @@ QUANTIZABLE_KERNELS = ("Conv", "FusedConv", "MatMul", "FusedMatMul", "Gemm", "Fu
                        "DynamicQuantizeMatMul")
 
 
-def op_profile(path: Path, window: np.ndarray) -> dict[str, float]:
+def op_profile(path: Path, window: Windows) -> dict[str, float]:
     """Percent of onnxruntime kernel time per op type, one run after a warm-up."""
     import onnxruntime as ort
 
@@ -98,7 +98,7 @@ def op_profile(path: Path, window: np.ndarray) -> dict[str, float]:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.enable_profiling, options.profile_file_prefix = True, f"{tmp}/prof"
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        session.run(None, {"frames": window[None]})
+        session.run(None, next(window.feeds([i.name for i in session.get_inputs()])))
         events = json.loads(Path(session.end_profiling()).read_text())
     per_op = Counter()
     for ev in events:
@@ -141,14 +141,14 @@ def bench_preset(preset: str, args, workdir: Path) -> dict:
     for backend in backends.values():
         backend.activate()
 
-    def eager(window):
+    def eager(window: Windows):
         with torch.inference_mode():
-            return model(torch.from_numpy(window[None]))
+            return model(torch.from_numpy(window.frames), torch.from_numpy(window.content_hw))
 
-    runners = {"torch_fp32": eager} | {f"ort_{p}": (lambda w, b=b: b.infer(w[None]))
+    runners = {"torch_fp32": eager} | {f"ort_{p}": (lambda w, b=b: b.infer(w.frames, w.content_hw))
                                        for p, b in backends.items()}
     times = timed_rounds(runners, windows, args.repeats)
-    outputs = {p: [b.infer(w[None]) for w in windows] for p, b in backends.items()}
+    outputs = {p: [b.infer(w.frames, w.content_hw) for w in windows] for p, b in backends.items()}
     eager_out = [{k: v.numpy() for k, v in eager(w).items()} for w in windows]
     parity = {p: compare_outputs(outputs["fp32"], outputs[p]).as_dict() for p in ("fp16", "int8")}
     parity["torch_vs_ort_fp32"] = compare_outputs(eager_out, outputs["fp32"]).as_dict()

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from export.onnx_export import export_onnx  # noqa: E402
 from models.base import OUTPUT_NAMES  # noqa: E402
 from models.vistr.model import build  # noqa: E402
+from runtime.backends.base import engine_feeds  # noqa: E402
 
 
 def _median_seconds(fns: dict, repeats: int) -> dict[str, float]:
@@ -65,7 +66,7 @@ def bench_preset(
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {"frames": frames.numpy()}
+    feed = engine_feeds([i.name for i in session.get_inputs()], frames.numpy(), None)  # whole input
 
     def run_eager():
         with torch.inference_mode():

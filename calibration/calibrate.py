@@ -130,7 +130,7 @@ def _run_fp16(job: _Job, dst: Path) -> dict:
     opts, keep = job.options, job.keep
     reference = job.calib.windows[:max(1, opts.reference_windows)]
     if opts.reference_frames and not job.manifest.fixed_frames:
-        reference = reference[:, :opts.reference_frames]
+        reference = reference.first_frames(opts.reference_frames)
     section: dict = {"tool": "modelopt.onnx.autocast", "data_max": keep.fp16_data_max}
     if opts.sensitivity:
         section["sensitivity"] = fp16_group_sensitivity(
@@ -208,7 +208,7 @@ def _other_t_parity(job: _Job, dst: Path) -> dict | None:
     t = job.held.windows.shape[1]
     if not isinstance(job.check, ParityCheck) or t <= OTHER_T or job.manifest.fixed_frames:
         return None
-    check = ParityCheck(job.fp32, job.held.windows[:, :OTHER_T], budget=job.options.parity,
+    check = ParityCheck(job.fp32, job.held.windows.first_frames(OTHER_T), budget=job.options.parity,
                         threads=job.options.threads)
     return {"frames": OTHER_T, **check.measure(onnx.load(str(dst))).as_dict()}
 
@@ -220,13 +220,14 @@ def _runtime_smoke(directory: Path, precision: str, job: _Job) -> dict:
 
     backend = open_backend(load_manifest(directory), "onnxruntime", device="cpu",
                            precision=precision, threads=job.options.threads)
-    window = job.held.windows[:1]
+    first = job.held.windows[:1]
     with backend:
-        outputs = backend.infer(window)
+        outputs = backend.infer(first.frames, first.content_hw)
     return {"backend": "onnxruntime", "optimization": backend.optimization,
             "ms": round(backend.last_inference_ms, 1),
             "outputs": {k: list(v.shape) for k, v in outputs.items()},
-            "openvino": openvino_runtime_check(directory, precision, window, None, outputs,
+            "openvino": openvino_runtime_check(directory, precision, first.frames,
+                                               first.content_hw, outputs,
                                                threads=job.options.threads)}
 
 

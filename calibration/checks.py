@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import onnx
 
+from calibration.data import Windows
 from calibration.parity import (
     ParityBudget,
     compare_outputs,
@@ -44,11 +44,11 @@ class Measurement:
 
 
 class ParityCheck:
-    """Parity against FP32 on ``windows`` (uint8 [N, T, H, W, 3]); reference computed once."""
+    """Parity against FP32 on ``windows`` (``calibration.data.Windows``); reference computed once."""
 
     kind = "parity"
 
-    def __init__(self, fp32: onnx.ModelProto, windows: np.ndarray, *,
+    def __init__(self, fp32: onnx.ModelProto, windows: Windows, *,
                  budget: ParityBudget | None = None, threads: int = 0) -> None:
         self.windows, self.threads = windows, threads
         self.budget = budget or ParityBudget()

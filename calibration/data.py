@@ -20,6 +20,7 @@ import numpy as np
 
 from calibration.errors import CalibrationDataError
 from calibration.progress import ProgressBar
+from runtime.backends.base import engine_feeds
 from runtime.errors import SourceError
 from runtime.manifest import Manifest
 from runtime.types import Frame
@@ -32,11 +33,61 @@ SYNTHETIC_SEED = 1234  # differs from the evaluation sets' default seed 0
 
 
 @dataclass(frozen=True)
-class CalibrationSet:
-    """``windows``: uint8 ``[N, T, H, W, 3]`` RGB letterboxed model inputs; ``source`` describes
-    where they came from; ``videos`` and ``frames`` count what was read."""
+class Windows:
+    """Engine inputs of N windows: ``frames`` uint8 ``[N, T, H, W, 3]`` RGB letterboxed like the
+    runtime does, ``content_hw`` int32 ``[N, 2]`` the real image inside each letterbox.
 
-    windows: np.ndarray
+    Index it along N (``w[:2]``, ``w[idx]``); ``feeds(names)`` yields one batch-1 feed dict per
+    window for an engine with inputs ``names`` (``content_hw`` only when declared)."""
+
+    frames: np.ndarray
+    content_hw: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim != 5 or self.content_hw.shape != (len(self.frames), 2):
+            raise ValueError(f"Windows need frames [N, T, H, W, 3] and content_hw [N, 2]; got "
+                             f"{self.frames.shape} and {self.content_hw.shape}")
+
+    @classmethod
+    def unpadded(cls, frames: np.ndarray) -> Windows:
+        """Windows whose images fill the whole input (no letterbox padding)."""
+        return cls(frames, np.tile(np.asarray(frames.shape[2:4], np.int32), (len(frames), 1)))
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __iter__(self) -> Iterator[Windows]:
+        """One-window ``Windows`` in order (batch 1, for ``backend.infer(w.frames, w.content_hw)``)."""
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, index) -> Windows:
+        index = [index] if isinstance(index, int | np.integer) else index
+        return Windows(self.frames[index], self.content_hw[index])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.frames.shape
+
+    def first_frames(self, t: int) -> Windows:
+        """The same windows cut to their first ``t`` frames."""
+        return Windows(self.frames[:, :t], self.content_hw)
+
+    def feeds(self, input_names) -> Iterator[dict[str, np.ndarray]]:
+        """One feed dict per window (batch 1) for an engine whose inputs are ``input_names``."""
+        for frames, hw in zip(self.frames, self.content_hw, strict=True):
+            yield engine_feeds(input_names, frames[None], hw[None])
+
+    def stacked(self, input_names) -> dict[str, np.ndarray]:
+        """All windows as one dict of arrays along N (calibrators that split it into steps)."""
+        return engine_feeds(input_names, self.frames, self.content_hw)
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """``windows``: the engine inputs (``Windows``); ``source`` describes where they came from;
+    ``videos`` and ``frames`` count what was read."""
+
+    windows: Windows
     source: str
     videos: int
     frames: int
@@ -124,20 +175,21 @@ def open_streams(source: str | Path) -> tuple[str, list]:
 
 
 def _windows_of(frames, windower: Windower, fill: np.ndarray, input_hw, length: int,
-                limit: int) -> list[np.ndarray]:
-    """Letterbox ``frames`` and cut them into at most ``limit`` windows uint8 [T, H, W, 3]."""
+                limit: int) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    """Letterbox ``frames`` and cut them into at most ``limit`` windows: (uint8 [T, H, W, 3],
+    content (h, w))."""
     out, boxes = [], {}
     for frame in frames:
         box = boxes.get(frame.size) or boxes.setdefault(frame.size,
                                                         Letterbox.fit(frame.size, input_hw))
         window = windower.push(PreparedFrame(frame, box.apply(frame.image, fill), box))
         if window is not None:
-            out.append(window.stack())
+            out.append((window.stack(), window.content_hw))
         if len(out) >= limit:
             return out
     last = windower.flush()
     if last is not None and len(out) < limit:
-        out.append(pad_cyclic(last.stack(), length))
+        out.append((pad_cyclic(last.stack(), length), last.content_hw))
     return out
 
 
@@ -194,7 +246,8 @@ def collect_windows(source: str | Path, manifest: Manifest, *, max_windows: int 
             f"no frames could be read from {description}; calibration needs real video frames "
             "(a video file, an image folder, a dataset folder or synthetic[:PRESET]) and never "
             "uses random data")
-    return CalibrationSet(np.stack(windows), description, len(streams), frames)
+    stacked = Windows(np.stack([w for w, _ in windows]), np.array([hw for _, hw in windows], np.int32))
+    return CalibrationSet(stacked, description, len(streams), frames)
 
 
 class _Counted:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from calibration.data import Windows
 from calibration.errors import QuantizerUnavailableError
 from calibration.graph import exact_name_regex
 
@@ -80,11 +81,12 @@ def linear_cleanup_patch():
         PrecisionConverter._cleanup_no_consumer_nodes = original
 
 
-def write_reference_inputs(windows: np.ndarray, folder: Path) -> Path:
-    """One ``frames`` batch of 1 per window as NPZ files (AutoCast's multi-batch input format)."""
+def write_reference_inputs(windows: Windows, input_names: list[str], folder: Path) -> Path:
+    """One batch-1 feed per window as NPZ files keyed by input name (AutoCast's multi-batch
+    input format)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for i, window in enumerate(windows):
-        np.savez(folder / f"{i:04d}.npz", frames=window[None])
+    for i, feeds in enumerate(windows.feeds(input_names)):
+        np.savez(folder / f"{i:04d}.npz", **feeds)
     return folder
 
 
@@ -111,7 +113,7 @@ def _count_fp16(model: onnx.ModelProto) -> int:
     return sum(1 for n in model.graph.node if n.op_type != "Cast" and fp16 & set(n.output))
 
 
-def convert_fp16(src: str | Path, dst: str | Path, windows: np.ndarray, *,
+def convert_fp16(src: str | Path, dst: str | Path, windows: Windows, *,
                  keep_nodes: set[str], data_max: float = DEFAULT_DATA_MAX,
                  log_level: str = "WARNING") -> Fp16Result:
     """Write the FP16 mixed-precision graph of ``src`` to ``dst``.
@@ -119,8 +121,8 @@ def convert_fp16(src: str | Path, dst: str | Path, windows: np.ndarray, *,
     Args:
         src: FP32 ONNX (``frames`` uint8 [B, T, H, W, 3] input).
         dst: output path.
-        windows: uint8 [N, T, H, W, 3] reference windows (1-3 are enough: AutoCast keeps every
-            intermediate tensor of every window in memory).
+        windows: reference windows (``calibration.data.Windows``; 1-3 are enough: AutoCast keeps
+            every intermediate tensor of every window in memory).
         keep_nodes: node names kept in FP32 (from the keep-list).
         data_max: AutoCast keeps nodes whose reference I/O exceeds this magnitude in FP32.
         log_level: AutoCast's own log level (INFO lists every node kept in FP32).
@@ -128,7 +130,8 @@ def convert_fp16(src: str | Path, dst: str | Path, windows: np.ndarray, *,
     convert = _import_autocast(log_level)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="visdeploy_fp16_") as tmp:
-        ref = write_reference_inputs(windows, Path(tmp) / "reference")
+        inputs = [i.name for i in onnx.load(str(src), load_external_data=False).graph.input]
+        ref = write_reference_inputs(windows, inputs, Path(tmp) / "reference")
         work = Path(tmp) / "model.onnx"  # private copy: converters may write beside the input
         shutil.copyfile(src, work)
         with linear_cleanup_patch():

@@ -16,8 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from calibration.data import Windows
 from calibration.errors import CalibrationError, QuantizerUnavailableError
 from calibration.graph import exact_name_regex
 
@@ -94,41 +93,48 @@ def restored_ort_quantization():
                     setattr(owner, name, value)
 
 
-def _quantize_modelopt(src: Path, dst: Path, windows: np.ndarray, *, method: str,
+def _graph_inputs(path: Path) -> list[str]:
+    import onnx
+
+    return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+
+
+def _quantize_modelopt(src: Path, dst: Path, windows: Windows, *, method: str,
                        op_types: list[str], exclude: set[str]) -> None:
     from modelopt.onnx.quantization import quantize
 
-    _, t, h, w, c = windows.shape
+    data = windows.stacked(_graph_inputs(src))  # split along N into batch-1 steps
+    shapes = ",".join(f"{name}:" + "x".join(["1", *map(str, value.shape[1:])])
+                      for name, value in data.items())
     with restored_ort_quantization():
-        quantize(onnx_path=str(src), quantize_mode="int8", calibration_data={"frames": windows},
-                 calibration_method=method, calibration_shapes=f"frames:1x{t}x{h}x{w}x{c}",
+        quantize(onnx_path=str(src), quantize_mode="int8", calibration_data=data,
+                 calibration_method=method, calibration_shapes=shapes,
                  calibration_eps=["cpu"], high_precision_dtype="fp32",
                  op_types_to_quantize=op_types,
                  nodes_to_exclude=[exact_name_regex(exclude)] if exclude else [],
                  output_path=str(dst), log_level="WARNING")
 
 
-def _window_reader(windows: np.ndarray):
-    """onnxruntime ``CalibrationDataReader`` over uint8 windows [N, T, H, W, 3], one per step."""
+def _window_reader(windows: Windows, input_names: list[str]):
+    """onnxruntime ``CalibrationDataReader`` over the windows, one batch-1 feed per step."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class WindowReader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter(windows)
+            self._it = windows.feeds(input_names)
 
         def get_next(self):
-            window = next(self._it, None)
-            return None if window is None else {"frames": window[None]}
+            return next(self._it, None)
 
     return WindowReader()
 
 
-def _quantize_onnxruntime(src: Path, dst: Path, windows: np.ndarray, *, method: str,
+def _quantize_onnxruntime(src: Path, dst: Path, windows: Windows, *, method: str,
                           nodes: list[str], op_types: list[str]) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    reader = _window_reader(windows)
+    reader = _window_reader(windows, _graph_inputs(src))
     calib = {"max": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
              "percentile": CalibrationMethod.Percentile}[method]
     with tempfile.TemporaryDirectory(prefix="visdeploy_int8_") as tmp:
@@ -143,10 +149,10 @@ def _quantize_onnxruntime(src: Path, dst: Path, windows: np.ndarray, *, method: 
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
 
 
-def quantize_int8(src: str | Path, dst: str | Path, windows: np.ndarray, *, method: str = "max",
+def quantize_int8(src: str | Path, dst: str | Path, windows: Windows, *, method: str = "max",
                   engine: str = "auto", candidates: set[str], op_types: tuple[str, ...],
                   exclude: set[str]) -> Int8Result:
-    """Calibrate on ``windows`` (uint8 [N, T, H, W, 3]) and write explicit Q/DQ INT8 to ``dst``.
+    """Calibrate on ``windows`` (``calibration.data.Windows``) and write explicit Q/DQ INT8 to ``dst``.
 
     Args:
         candidates: nodes that may be quantized (op types in ``op_types`` and not excluded).

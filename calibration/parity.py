@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from calibration.data import Windows
 from calibration.graph import topk_score_tensor, with_float_output
 
 ALL_SCORES = "parity_all_scores"
@@ -43,11 +44,12 @@ def with_parity_output(model: onnx.ModelProto) -> onnx.ModelProto:
     return model if tensor is None else with_float_output(model, tensor, ALL_SCORES)
 
 
-def run_windows(session, windows: np.ndarray) -> list[dict[str, np.ndarray]]:
-    """One run per window (batch 1): list of {output name: array}."""
+def run_windows(session, windows: Windows) -> list[dict[str, np.ndarray]]:
+    """One run per window (batch 1, ``content_hw`` fed when the graph declares it): list of
+    {output name: array}."""
     names = [o.name for o in session.get_outputs()]
-    return [dict(zip(names, session.run(names, {"frames": w[None]}), strict=True))
-            for w in windows]
+    inputs = [i.name for i in session.get_inputs()]
+    return [dict(zip(names, session.run(names, feeds), strict=True)) for feeds in windows.feeds(inputs)]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,19 @@ from export.two_stage import TwoStageUnsupportedError
 from models.errors import CheckpointError, UnknownModelError
 
 
+def input_size(text: str) -> tuple[int, int]:
+    """``HxW`` (multiples of 32) -> (H, W); argparse reports a ValueError as a usage error."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected HxW such as 384x512, got {text!r}")
+    h, w = int(parts[0]), int(parts[1])
+    if min(h, w) < 32 or h % 32 or w % 32:
+        raise argparse.ArgumentTypeError(
+            f"{text}: height and width must be multiples of 32 (the models' largest stride); for "
+            f"a 4:3 camera use 384x512, for 16:9 384x640 (or 360 content in a 384x640 input)")
+    return h, w
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
     parser.add_argument("model", help="model name (tevit, ifc, vistr)")
@@ -21,6 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need full unpickling")
     parser.add_argument("--out", default=None, help="artifact directory (default: artifacts/<model>)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, choices=SUPPORTED_OPSETS)
+    parser.add_argument("--input-size", type=input_size, default=None, metavar="HxW",
+                        help="model input (multiples of 32; default: the preset's). Match your "
+                             "camera's aspect ratio (e.g. 384x512 for 4:3) so frames need no "
+                             "letterbox padding: the exact official computation")
     parser.add_argument("--roi-align", choices=["grid_sample", "onnx"], default=None,
                         help="TeViT's RoIAlign in the graph: grid_sample (pure tensor ops, default) "
                              "or onnx (the RoiAlign op: faster on onnxruntime and TensorRT)")
@@ -43,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = export_artifacts(args.model, args.preset, out, checkpoint=args.checkpoint,
                                   trust_checkpoint=args.trust_checkpoint, opset=args.opset,
-                                  two_stage=args.two_stage, roi_align=args.roi_align)
+                                  two_stage=args.two_stage, roi_align=args.roi_align,
+                                  input_hw=args.input_size)
     except (UnknownModelError, CheckpointError, ExportError, ParityError, TwoStageUnsupportedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -70,6 +70,7 @@ def export_artifacts(
     parity_cases: tuple[tuple[int, int], ...] = DEFAULT_CASES,
     two_stage: bool | None = None,
     roi_align: str | None = None,
+    input_hw: tuple[int, int] | None = None,
 ) -> ExportResult:
     """Build ``name``/``preset``, export ``model.onnx`` into ``out_dir``, check it, write the manifest.
 
@@ -81,6 +82,9 @@ def export_artifacts(
     ``roi_align`` (TeViT only): ``grid_sample`` (default; pure tensor ops) or ``onnx`` (the ONNX
     RoiAlign op, much faster on onnxruntime CPU; see bench/RESULTS.md); recorded in the manifest's
     ``model_extra.roi_align``.
+
+    ``input_hw`` replaces the preset's input size (multiples of 32), e.g. to match a camera's
+    aspect ratio so that no letterbox padding is needed.
 
     Without ``checkpoint`` the repository's checkpoint is used when one exists; otherwise a seeded
     random init, with a warning that outputs are meaningless. Raises ``ParityError`` (nothing is
@@ -94,7 +98,8 @@ def export_artifacts(
                     "meaningless (pass --checkpoint PATH for real weights)", name, preset)
     torch.manual_seed(RANDOM_INIT_SEED)
     with _Phase(f"Building {name}/{preset}"):
-        model = build_model(name, preset, checkpoint, trust_checkpoint=trust_checkpoint)
+        model = build_model(name, preset, checkpoint, trust_checkpoint=trust_checkpoint,
+                            input_hw=input_hw)
     if roi_align is not None:
         if not hasattr(model, "use_roi_align"):
             raise ExportError(f"--roi-align applies to models with RoIAlign (TeViT), not {name}")

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from export.graph_fixes import apply_trt_fixes
+from export.reproducible import make_reproducible
 from models.base import CONTENT_HW, OUTPUT_NAMES, VISModel
 
 DEFAULT_OPSET = 18
@@ -99,4 +100,5 @@ def export_onnx(model: VISModel, path: str | Path, *, opset: int = DEFAULT_OPSET
         except Exception as err:  # the exporter raises many types; wrap with context
             raise ExportError(f"ONNX export of {model.spec.name}/{model.spec.preset} failed: {err}") from err
     apply_trt_fixes(str(path))
+    make_reproducible(path)
     return path

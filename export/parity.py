@@ -108,7 +108,8 @@ def check_parity(
         inputs = sample_inputs(model, b, t, seed=100 + seed)
         with torch.no_grad():
             expected = {k: v.numpy() for k, v in model(*inputs).items()}
-        feeds = engine_feeds(model_inputs(model), *(x.numpy() for x in inputs))
+        content_hw = inputs[1].numpy() if len(inputs) > 1 else None
+        feeds = engine_feeds(model_inputs(model), inputs[0].numpy(), content_hw)
         got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), feeds)))
         compare(expected, got, report, tolerances)
         report.cases.append((b, t))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from export.onnx_export import DEFAULT_OPSET, ExportError, sample_content_hw
+from export.reproducible import make_reproducible
 from models.base import CONTENT_HW, OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ def _export(module: nn.Module, args: tuple, path: Path, *, input_names: list[str
             )
         except Exception as err:  # the exporter raises many types; wrap with context
             raise ExportError(f"two-stage export of {path.name} failed: {err}") from err
+    make_reproducible(path)
     log.info("Exported %s in %.1f s (%.1f MB)", path.name, time.perf_counter() - start,
              path.stat().st_size / 1e6)
 

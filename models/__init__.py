@@ -61,8 +61,13 @@ def build_model(
     checkpoint: str | Path | None = None,
     *,
     trust_checkpoint: bool = False,
+    input_hw: tuple[int, int] | None = None,
 ):
     """Build model ``name`` at ``preset``, load ``checkpoint`` strictly when given, return it in eval mode.
+
+    ``input_hw`` (multiples of 32) replaces the preset's input size: the weights of every family
+    are size-free, so an artifact can be exported for a camera's aspect ratio (no letterbox
+    padding: exactly the official computation, which never pads).
 
     Raises:
         UnknownModelError: the name or preset does not exist (the message lists what does).
@@ -74,6 +79,8 @@ def build_model(
             f"unknown preset {preset!r} for model {name!r}; presets: {', '.join(sorted(family.PRESETS))}"
         )
     model = family.build(preset)
+    if input_hw is not None:
+        model.set_input_size(*input_hw)
     if checkpoint is not None:
         from models.checkpoint import load_checkpoint
 

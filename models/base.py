@@ -10,6 +10,7 @@ A ``VISModel`` takes uint8 ``frames`` Tensor[B, T, H, W, 3] (RGB) and, optionall
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -61,6 +62,13 @@ class VISModel(nn.Module):
         # Non-persistent: the official checkpoints carry no normalisation buffers.
         self.register_buffer("pixel_mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+
+    def set_input_size(self, height: int, width: int) -> None:
+        """Use (height, width) as the model input (multiples of 32, at least 32 each)."""
+        if not all(isinstance(v, int) and v >= 32 and v % 32 == 0 for v in (height, width)):
+            raise ValueError(f"input size must be two multiples of 32 (e.g. 384x512 for a 4:3 "
+                             f"camera), got {height}x{width}")
+        self.spec = dataclasses.replace(self.spec, input_hw=(height, width))
 
     def check_frames(self, frames: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``frames`` is uint8 [B, T, H, W, 3] at the model's input size."""

@@ -225,17 +225,20 @@ class Pipeline:
                 self._letterboxes.clear()
             letterbox = Letterbox.fit(size, self.manifest.input_hw)
             self._letterboxes[size] = letterbox
+            warn_about_padding(letterbox, self.manifest)
         return PreparedFrame(frame, letterbox.apply(frame.image, self._fill), letterbox)
 
     def _run_window(self, window: Window) -> list[FrameResult]:
         n = len(window.frames)
         t_min, _, t_max = self.manifest.frames_range
         target = t_max if self.manifest.fixed_frames else max(n, t_min)
+        content_hw = np.array([window.content_hw], np.int32)  # [1, 2]
         with self.timer.stage("inference"):
-            outputs = self.backend.infer(pad_cyclic(window.stack(), target)[None])
+            outputs = self.backend.infer(pad_cyclic(window.stack(), target)[None], content_hw)
         with self.timer.stage("tracking"):
             instances = decode_outputs(outputs, num_frames=n, num_classes=len(self.class_names),
-                                       min_score=self.tracker.continue_score)
+                                       min_score=self.tracker.continue_score,
+                                       content_hw=window.content_hw)
             ids = self.tracker.update(instances, window.frame_indices)
             self.assembler.add(window, instances, ids, self.tracker)
         return self._emit_final(self.windower.final_before)
@@ -256,6 +259,28 @@ class Pipeline:
             self.frames_out += 1
             results.append(result)
         return results
+
+
+PADDING_WARNING = 0.10  # share of the model input that is letterbox padding
+
+
+def warn_about_padding(letterbox: Letterbox, manifest) -> float:
+    """Warn when the source's aspect ratio leaves more than ``PADDING_WARNING`` of the model input
+    as padding, naming the export of a matching artifact; return the padded share.
+
+    The models' official inference never pads (IFC, VisTR) or reads the image size only for its
+    proposals (TeViT): with padding, the mask heads' normalisations still see it (docs/contract.md).
+    """
+    (ch, cw), (h, w) = letterbox.content_hw, letterbox.dst_hw
+    padded = 1.0 - (ch * cw) / (h * w)
+    if padded > PADDING_WARNING:
+        fit = f"{-(-ch // 32) * 32}x{-(-cw // 32) * 32}"
+        log.warning(
+            "source %dx%d fills only %dx%d of the %dx%d model input (%.0f%% letterbox padding); "
+            "for the exact official computation export an artifact for this aspect ratio: make "
+            "export MODEL=%s PRESET=%s INPUT_SIZE=%s", letterbox.src_hw[1], letterbox.src_hw[0],
+            cw, ch, w, h, 100 * padded, manifest.model, manifest.data["preset"], fit)
+    return padded
 
 
 TRACKERS = ("default", "ifc-official")

@@ -126,6 +126,14 @@ class Window:
         """uint8 ``[T, H, W, 3]`` model input of the window."""
         return np.stack([p.model_image for p in self.frames])
 
+    @property
+    def content_hw(self) -> tuple[int, int]:
+        """(h, w) of the real image inside the window's letterboxed frames (the engine's
+        ``content_hw`` row). Frames of one stream share it; where the source changed size inside
+        the window, the largest content is taken so no frame's image is treated as padding."""
+        sizes = np.array([p.letterbox.content_hw for p in self.frames])
+        return int(sizes[:, 0].max()), int(sizes[:, 1].max())
+
 
 def check_window(length: int, stride: int, *, max_frames: int | None = None) -> None:
     """Raise ``ConfigError`` unless 1 <= stride < length (<= max_frames)."""

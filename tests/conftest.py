@@ -2,7 +2,9 @@
 
 - ``tiny_tevit_artifacts``: ``artifacts/``-style directory with the tiny TeViT ``model.onnx`` and
   ``manifest.json`` (repository checkpoint if present, else seeded random init), exported once.
-- ``key_table``: the official state-dict key tables of ``shared/specs``.
+- ``key_table``: the official state-dict key tables in ``tests/data/key_tables`` (official key
+  names and shapes, derived from each official repository's module definitions; the header of
+  each file names the config and commit).
 - GPU tests carry ``@pytest.mark.gpu`` and are skipped when no CUDA device is visible.
 """
 
@@ -17,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"
+KEY_TABLES = Path(__file__).resolve().parent / "data" / "key_tables"
 
 
 def read_key_table(name: str) -> tuple[dict[str, tuple[int, ...]], int | None]:
-    """``shared/specs/<name>_state_dict.tsv`` as (official key -> shape, element count stated in
-    its header, if any)."""
-    path = SPECS / f"{name}_state_dict.tsv"
+    """``tests/data/key_tables/<name>_state_dict.tsv`` as (official key -> shape, element count
+    stated in its header, if any)."""
+    path = KEY_TABLES / f"{name}_state_dict.tsv"
     if not path.is_file():
-        pytest.fail(f"key table {path} is missing (the spec directory moved?)")
+        pytest.fail(f"key table {path} is missing from the repository")
     shapes, stated = {}, None
     for line in path.read_text().splitlines():
         if line.startswith("#"):

@@ -36,15 +36,18 @@ def test_image_folder_windows_equal_runtime_letterbox(tmp_path, small_manifest_d
     for i, f in enumerate(frames):  # natural order: 2.png before 10.png
         cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     calib = collect_windows(folder, manifest, max_windows=8, progress=False)
-    assert calib.windows.dtype == np.uint8 and calib.windows.shape[1:] == (4, 64, 96, 3)
+    assert calib.windows.frames.dtype == np.uint8 and calib.windows.shape[1:] == (4, 64, 96, 3)
     expected = _letterboxed(frames, manifest)
     # window 4, stride 3 (least overlap): frames 0-3, 3-6, then the end-aligned 5-8
-    np.testing.assert_array_equal(calib.windows[0], expected[0:4])
-    np.testing.assert_array_equal(calib.windows[1], expected[3:7])
-    np.testing.assert_array_equal(calib.windows[-1], expected[5:9])
+    np.testing.assert_array_equal(calib.windows.frames[0], expected[0:4])
+    np.testing.assert_array_equal(calib.windows.frames[1], expected[3:7])
+    np.testing.assert_array_equal(calib.windows.frames[-1], expected[5:9])
     assert calib.frames == 9 and len(calib) == 3
     # padding is the manifest mean colour, below the 48x80 -> 58x96 content
-    assert (calib.windows[0, 0, 60:] == letterbox_fill(manifest)).all()
+    assert (calib.windows.frames[0, 0, 60:] == letterbox_fill(manifest)).all()
+    # every window carries the letterbox's content size, the engine's content_hw row
+    box = Letterbox.fit(frames.shape[1:3], manifest.input_hw)
+    assert calib.windows.content_hw.tolist() == [list(box.content_hw)] * 3
 
 
 def test_video_file_and_window_options(tmp_path, small_manifest_dir):
@@ -68,7 +71,7 @@ def test_synthetic_and_dataset_sources(tmp_path, small_manifest_dir):
 
     manifest = load_manifest(small_manifest_dir)
     mem = collect_windows("synthetic:tiny:2", manifest, max_windows=4, progress=False)
-    assert mem.videos == 2 and len(mem) == 4 and mem.windows.std() > 10
+    assert mem.videos == 2 and len(mem) == 4 and mem.windows.frames.std() > 10
     generate_dataset(tmp_path / "ds", preset="tiny", videos=2, png=True)
     disk = collect_windows(tmp_path / "ds", manifest, max_windows=3, progress=False)
     assert disk.videos == 2 and len(disk) == 3

@@ -81,7 +81,7 @@ def test_runtime_backend_runs_all_graphs_within_parity_budget(calibrated, runtim
         backend = OnnxRuntimeBackend(manifest, device="cpu", precision=precision)
         assert backend.optimization == "extended"  # ENABLE_ALL segfaults on FP16 (toolchain §4)
         with backend:
-            outputs[precision] = [backend.infer(w[None]) for w in runtime_windows]
+            outputs[precision] = [backend.infer(w.frames, w.content_hw) for w in runtime_windows]
     for precision in ("fp16", "int8"):
         stats = compare_outputs(outputs["fp32"], outputs[precision])
         assert ParityBudget().loss(stats) <= 1.0, (precision, stats)
