@@ -121,6 +121,14 @@ def _prepare(directory: Path, data, options: CalibrationOptions) -> _Job:
     return _Job(manifest, fp32_path, fp32, infos, keep, calib, held, check, ranker, options)
 
 
+def calibration_job(directory: str | Path, data, options: CalibrationOptions | None = None) -> _Job:
+    """What calibration would use for ``directory``: calibration and held-out windows
+    (``job.calib``, ``job.held``), the keep-list, node infos and the budget check
+    (``job.check.measure(model)``). For judging a graph from another quantizer (NNCF,
+    bench/speed.py) on the same windows and the same budget."""
+    return _prepare(Path(directory), data, options or CalibrationOptions())
+
+
 def _keep_nodes(job: _Job, selectors) -> tuple[set[str], dict[str, int]]:
     chosen = select(job.infos, list(selectors))
     return set().union(*chosen.values()) if chosen else set(), {k: len(v) for k, v in chosen.items()}
