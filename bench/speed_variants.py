@@ -76,9 +76,7 @@ def prepare_model(name: str, preset: str, hw: tuple[int, int], workdir: Path, ar
 
 def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
     """``<directory>-nncf``: the FP32 export plus NNCF's ``model.int8.onnx``, quantized on the
-    calibration windows ModelOpt gets and measured by the same budget check."""
-    import onnx
-
+    calibration windows ModelOpt gets and held to the same budget (``nncf_fallback``)."""
     from calibration.calibrate import calibration_job
     from calibration.graph import select
     from calibration.nncf_int8 import quantize_nncf
@@ -87,8 +85,8 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
     target = prepared.directory.with_name(prepared.directory.name + "-nncf")
     manifest = load_manifest(prepared.directory)
     fp32 = manifest.artifact("onnx", "fp32")
-    job = calibration_job(prepared.directory, args.calib_data, options)
     if not (target / "model.int8.onnx").is_file():
+        job = calibration_job(prepared.directory, args.calib_data, options)
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         shutil.copyfile(prepared.directory / fp32["file"], target / fp32["file"])
@@ -102,11 +100,38 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
         except Exception as err:  # a failed quantizer is a table note, not the end of the run
             prepared.notes.append(f"NNCF INT8 failed: {err}")
             return
+        prepared.int8_checks["nncf"] = nncf_fallback(job, target / "model.int8.onnx")
         update_manifest(target, onnx_entry(target, "model.int8.onnx", precision="int8",
-                                           calibration=result.as_dict()))
+                                           calibration=dict(result.as_dict(), **{
+                                               "final": prepared.int8_checks["nncf"]})))
     prepared.nncf_directory = target
-    prepared.int8_checks["nncf"] = job.check.measure(
-        onnx.load(str(target / "model.int8.onnx"))).as_dict()
+    entry = load_manifest(target).artifact("onnx", "int8")
+    prepared.int8_checks.setdefault("nncf", entry["calibration"].get("final", {}))
+
+
+def nncf_fallback(job, path: Path) -> dict:
+    """The project's budget fallback on NNCF's graph: blocks go back to FP32, the most
+    sensitive first, until ``job.check`` holds (as calibration does for ModelOpt's graph).
+    Rewrites ``path``; returns the final measurement with the one before the fallback."""
+    import onnx
+
+    from calibration.nncf_int8 import only_qdq_added
+    from calibration.qdq import quantized_nodes
+    from calibration.sensitivity import block_sensitivity, fallback
+
+    qmodel = onnx.load(str(path))
+    quantized = quantized_nodes(qmodel)
+    before = job.check.measure(qmodel)
+    if before.within_budget or not only_qdq_added(job.fp32, qmodel):
+        return {**before.as_dict(), "before_fallback": before.value, "blocks_back_to_fp32": 0}
+    rows = block_sensitivity(qmodel, job.fp32, job.infos, quantized, job.ranker,
+                             depth=job.options.block_depth or job.keep.block_depth,
+                             progress=False)
+    model, record = fallback(qmodel, job.fp32, quantized, rows, job.check)
+    onnx.save(model, str(path))
+    return {**record.final.as_dict(), "before_fallback": before.value,
+            "blocks_back_to_fp32": len(record.steps) - 1,
+            "int8_nodes": f"{len(quantized_nodes(model))} of {len(quantized)}"}
 
 
 def eager_model(name: str, preset: str, hw: tuple[int, int] | None):

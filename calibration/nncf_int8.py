@@ -4,7 +4,8 @@ ModelOpt (calibration.int8) places Q/DQ TensorRT-style. NNCF's ``quantize`` with
 ``target_device=CPU`` places them for OpenVINO's CPU plugin (its hardware config: which inputs of
 which ops, per-channel weights, asymmetric activations where the CPU kernels take them, and
 ``model_type=TRANSFORMER`` rules that keep attention-sensitive spots such as softmax inputs and
-layer norms out) and fixes the bias shift that quantizing weights causes (fast bias correction).
+layer norms out). Its graph rewrites (SmoothQuant, bias correction) are off by default
+(``graph_rewrites``), so the budget's block fallback can apply to NNCF's graph as to ModelOpt's.
 The result is still a plain ONNX Q/DQ graph: ``model.int8.onnx`` for the runtime's OpenVINO and
 onnxruntime backends alike. The keep-list's INT8 exclusions (models/<name>/precision.json) become
 NNCF's ignored scope, so the same accuracy-critical nodes (box geometry, RoI sampling) stay FP32.
@@ -37,9 +38,27 @@ def import_nncf():
     return nncf
 
 
+def _advanced(nncf, graph_rewrites: bool):
+    from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
+
+    if graph_rewrites:
+        return nncf.AdvancedQuantizationParameters()
+    return nncf.AdvancedQuantizationParameters(
+        disable_bias_correction=True, disable_channel_alignment=True,
+        smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=-1, matmul=-1))
+
+
+def only_qdq_added(fp32, quantized) -> bool:
+    """Whether ``quantized`` (ModelProto) is ``fp32`` plus Q/DQ nodes only (same other nodes)."""
+    from calibration.qdq import QDQ_OPS
+
+    names = lambda m: {n.name for n in m.graph.node if n.op_type not in QDQ_OPS}  # noqa: E731
+    return names(fp32) == names(quantized)
+
+
 def quantize_nncf(src: str | Path, dst: str | Path, feeds: list[dict[str, np.ndarray]], *,
                   exclude: set[str] = frozenset(), preset: str = "mixed",
-                  transformer: bool = True) -> Int8Result:
+                  transformer: bool = True, graph_rewrites: bool = False) -> Int8Result:
     """Calibrate ``src`` (an FP32 ONNX file) on ``feeds`` (one engine feed dict per window, e.g.
     ``runtime.backends.base.engine_feeds``) and write NNCF's INT8 Q/DQ graph to ``dst``.
 
@@ -48,6 +67,13 @@ def quantize_nncf(src: str | Path, dst: str | Path, feeds: list[dict[str, np.nda
         preset: ``mixed`` (asymmetric activations, symmetric weights; NNCF's advice for
             transformers) or ``performance`` (symmetric everywhere).
         transformer: NNCF's ``ModelType.TRANSFORMER`` placement rules.
+        graph_rewrites: NNCF's SmoothQuant (for transformers: scales moved from activations
+            into MatMul weights, with new Mul nodes) and fast bias correction (rewritten
+            biases). Off by default: the graph then differs from the FP32 one only by Q/DQ
+            pairs, which the budget's fallback (calibration.sensitivity) needs to return a
+            block to FP32 exactly. With them on, a returned block kept SmoothQuant's Muls and
+            lost its rescaled weights: the tiny IFC's outputs broke (boxes off by 320 px) with
+            no Q/DQ left at all.
     """
     import onnx
 
@@ -64,7 +90,8 @@ def quantize_nncf(src: str | Path, dst: str | Path, feeds: list[dict[str, np.nda
         model, nncf.Dataset(feeds), preset=getattr(nncf.QuantizationPreset, preset.upper()),
         target_device=nncf.TargetDevice.CPU, subset_size=len(feeds),
         model_type=nncf.ModelType.TRANSFORMER if transformer else None,
-        ignored_scope=nncf.IgnoredScope(names=sorted(exclude), validate=False))
+        ignored_scope=nncf.IgnoredScope(names=sorted(exclude), validate=False),
+        advanced_parameters=_advanced(nncf, graph_rewrites))
     onnx.save(quantized, str(dst))
     seconds = time.perf_counter() - start
     log.info("NNCF INT8 finished in %.1f s", seconds)
