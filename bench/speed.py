@@ -10,7 +10,8 @@ FP16 and INT8 graphs calibrated by ``calibration`` (keep-lists, parity budget or
 AP budget) and, with nncf installed, NNCF's INT8 graph checked against the same budget
 (bench/speed_variants.py). Every runner then processes the same sliding windows of a moving
 clip (the manifest's T and stride S, batch 1), interleaved: each round gives every runner the
-next window, in a rotated order, after one warm-up round. Reported: the median ms per window,
+next window, in a rotated order, after one warm-up round. Reported: the median wall ms per
+window (and the minimum), the median CPU ms of this process (robust to other jobs' load),
 frames/s = S new frames per window / that time (streaming throughput; a two-stage runner computes
 only the S new frames, the others the whole window), speed-up vs eager, and the achieved GFLOP/s:
 the FLOPs the exported graph does per window (bench/graph_flops.py: its Conv/MatMul/Gemm shapes)
@@ -96,17 +97,22 @@ def clip_windows(manifest, rounds: int) -> tuple[Windows, int]:
     return Windows.unpadded(frames), stride
 
 
-def timed_rounds(runners: dict, windows: Windows) -> dict[str, list[float]]:
-    """ms per window for each runner: window 0 warms up, then each round gives every runner the
-    next window, starting one runner later each round."""
+def timed_rounds(runners: dict, windows: Windows) -> dict[str, list[tuple[float, float]]]:
+    """(wall ms, CPU ms) per window for each runner: window 0 warms up, then each round gives
+    every runner the next window, starting one runner later each round. CPU ms is this
+    process's CPU time (all its threads): other jobs on a shared machine stretch wall time, not
+    this; idle threads that spin-wait add to it."""
     names = list(runners)
     for name in names:
         runners[name](windows[0])
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for r in range(1, len(windows)):
         window = windows[r]
         for name in names[r % len(names):] + names[:r % len(names)]:
-            times[name].append(1e3 * _seconds(lambda n=name, w=window: runners[n](w)))
+            wall, cpu = time.perf_counter(), time.process_time()
+            runners[name](window)
+            times[name].append((1e3 * (time.perf_counter() - wall),
+                                1e3 * (time.process_time() - cpu)))
     return times
 
 
@@ -150,12 +156,14 @@ def bench_model(spec: str, args, workdir: Path, peak: float) -> str:
 
 
 def format_table(prepared, runners, times, reference, gflop, stride, peak) -> str:
-    eager_ms = statistics.median(times["PyTorch eager fp32"])
+    eager_ms, eager_cpu = (statistics.median(v) for v in zip(*times["PyTorch eager fp32"]))
     base = reference.get("onnxruntime fp32", reference["PyTorch eager fp32"])
-    lines = ["| runner | ms / window (median, min) | frames/s | vs eager | GFLOP/s (% of FP32 "
-             "peak) | scores Δ vs ORT fp32 | INT8 budget |", "|---|---|---|---|---|---|---|"]
-    for label, values in times.items():
-        ms = statistics.median(values)
+    lines = ["| runner | wall ms / window (median, min) | CPU ms | frames/s | vs eager (wall, "
+             "CPU) | GFLOP/s (% of FP32 peak) | scores Δ vs ORT fp32 | INT8 budget |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, pairs in times.items():
+        values, cpus = zip(*pairs)
+        ms, cpu = statistics.median(values), statistics.median(cpus)
         flops = gflop["two" if label.endswith("two-stage") else "one"]
         engine = getattr(runners[label], "engine", None)
         budget = budget_text(prepared.int8_checks.get("nncf" if "NNCF" in label else
@@ -167,8 +175,8 @@ def format_table(prepared, runners, times, reference, gflop, stride, peak) -> st
             counts = kernel_precisions(getattr(engine, "compiled", None) or engine.clip_model)
             kernels = f"; {sum(n for (_, p), n in counts.items() if p in ('i8', 'u8'))} " \
                       f"of {sum(counts.values())} kernels INT8"
-        lines.append(f"| {label} | {ms:.1f}, {min(values):.1f} | {1e3 * stride / ms:.2f} | "
-                     f"{eager_ms / ms:.2f}x | "
+        lines.append(f"| {label} | {ms:.1f}, {min(values):.1f} | {cpu:.0f} | "
+                     f"{1e3 * stride / ms:.2f} | {eager_ms / ms:.2f}x, {eager_cpu / cpu:.2f}x | "
                      f"{flops / ms * 1e3:.0f} ({100 * flops / ms * 1e3 / peak:.0f}%) | "
                      f"{scores_delta(base, reference[label]):.1e} | {budget}{kernels} |")
     notes = [f"GFLOP per window (exported graph's Conv/MatMul/Gemm): whole window "
