@@ -82,43 +82,6 @@ def stage_flops(frame_path: str | Path, clip_path: str | Path, shapes: dict[str,
     return frame_stage + graph_flops(clip_path, clip_shapes)["total"]
 
 
-def _runtime_flops(op) -> tuple[str, int] | None:
-    """(layer type, FLOPs) of one layer of OpenVINO's compiled (runtime) model."""
-    info = op.get_rt_info()
-    kind = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
-    shapes = [op.input(i).get_partial_shape() for i in range(op.get_input_size())]
-    if kind not in ("Convolution", "Deconvolution", "FullyConnected", "MatMul"):
-        return None
-    if not all(s.is_static for s in shapes[:2]) or not op.output(0).get_partial_shape().is_static:
-        raise ValueError(f"{op.get_friendly_name()}: dynamic shape; reshape the inputs first")
-    data, weight = ([int(d) for d in s.to_shape()] for s in shapes[:2])
-    out = [int(d) for d in op.output(0).get_shape()]
-    if kind == "Convolution":  # grouped weights are 5-D [G, C_out/G, C_in/G, kh, kw]
-        return kind, int(2 * np.prod(out) * np.prod(weight[2:] if len(weight) == len(out) + 1
-                                                    else weight[1:]))
-    if kind == "Deconvolution":
-        return kind, int(2 * np.prod(data) * np.prod(weight[1:]))
-    return kind, int(2 * np.prod(out) * data[-1])  # FullyConnected / MatMul: K = last dim
-
-
-def executed_flops(onnx_path: str | Path, input_shapes: dict[str, list[int]],
-                   config: dict) -> dict[str, object]:
-    """FLOPs of the layers OpenVINO's CPU plugin runs after its own graph transformations
-    (constant folding, fusions), compiled with ``config`` at static ``input_shapes``, and the
-    kernel (``primitiveType``) of each layer: {layer type: FLOPs, "total", "kernels": {..}}."""
-    import openvino as ov
-
-    compiled = ov.Core().compile_model(_static_model(onnx_path, input_shapes), "CPU", config)
-    counts: Counter[str] = Counter()
-    kernels: Counter[str] = Counter()
-    for op in compiled.get_runtime_model().get_ordered_ops():
-        found = _runtime_flops(op)
-        if found:
-            counts[found[0]] += found[1]
-            kernels[op.get_rt_info()["primitiveType"].astype(str)] += found[1]
-    return {**counts, "total": sum(counts.values()), "kernels": dict(kernels)}
-
-
 def onnx_op_counts(onnx_path: str | Path) -> dict[str, int]:
     """How many Conv / ConvTranspose / MatMul / Gemm nodes the ONNX file has (a cross-check of
     what ``graph_flops`` counted)."""
