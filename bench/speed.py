@@ -149,7 +149,13 @@ def bench_model(spec: str, args, workdir: Path, peak: float) -> str:
         return (f"{title}\n\nskipped: one eager window took {eager_s:.0f} s (> --max-window-s "
                 f"{args.max_window_s:g}); run it at a smaller @HxW\n")
     gflop = window_gflop(prepared.directory, windows, stride)
-    reference = {label: run(windows[0]) for label, run in runners.items()}
+    reference = {}
+    for label, run in list(runners.items()):
+        try:
+            reference[label] = run(windows[0])
+        except Exception as err:  # e.g. a Q/DQ form one runtime cannot run: a note, no row
+            prepared.notes.append(f"{label} failed: {' '.join(str(err).split())[:300]}")
+            del runners[label]
     times = timed_rounds(runners, windows)
     return title + "\n\n" + format_table(prepared, runners, times, reference, gflop, stride,
                                          peak) + "\n"

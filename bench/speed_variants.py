@@ -85,7 +85,7 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
     target = prepared.directory.with_name(prepared.directory.name + "-nncf")
     manifest = load_manifest(prepared.directory)
     fp32 = manifest.artifact("onnx", "fp32")
-    if not (target / "model.int8.onnx").is_file():
+    if not _has_int8(target):
         job = calibration_job(prepared.directory, args.calib_data, options)
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -97,16 +97,21 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
             result = quantize_nncf(target / fp32["file"], target / "model.int8.onnx",
                                    list(job.calib.windows.feeds(manifest.entry_inputs(fp32))),
                                    exclude=exclude)
-        except Exception as err:  # a failed quantizer is a table note, not the end of the run
-            prepared.notes.append(f"NNCF INT8 failed: {err}")
+            prepared.int8_checks["nncf"] = nncf_fallback(job, target / "model.int8.onnx")
+        except Exception as err:  # a failed quantizer or check is a table note, not the end
+            prepared.notes.append(f"NNCF INT8 failed: {' '.join(str(err).split())[:300]}")
             return
-        prepared.int8_checks["nncf"] = nncf_fallback(job, target / "model.int8.onnx")
         update_manifest(target, onnx_entry(target, "model.int8.onnx", precision="int8",
                                            calibration=dict(result.as_dict(), **{
                                                "final": prepared.int8_checks["nncf"]})))
     prepared.nncf_directory = target
     entry = load_manifest(target).artifact("onnx", "int8")
     prepared.int8_checks.setdefault("nncf", entry["calibration"].get("final", {}))
+
+
+def _has_int8(directory: Path) -> bool:
+    return (directory / "manifest.json").is_file() and any(
+        e["precision"] == "int8" for e in load_manifest(directory).data["artifacts"])
 
 
 def nncf_fallback(job, path: Path) -> dict:
