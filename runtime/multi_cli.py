@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.backends import BACKEND_CHOICES
 from runtime.progress import Progress, format_summary
 from runtime.settings import (
     check_at_least,
@@ -59,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "%(default)g; 0 sends whatever is ready)")
     p.add_argument("--max-batch", type=int, help="windows per engine call (default: the "
                    "manifest's batch max; 1 runs the streams unbatched)")
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
+    p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
+                   help="auto (default): a TensorRT plan on an NVIDIA GPU when one fits, "
+                        "OpenVINO on the CPU when installed, else onnxruntime; the summary "
+                        "says which")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--window", type=int, help="frames per window T (default: manifest)")

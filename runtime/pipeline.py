@@ -57,9 +57,10 @@ class Pipeline:
 
     Args:
         artifacts: directory with manifest.json and the model files.
-        backend: ``onnxruntime`` or ``tensorrt`` (see ``runtime.backends.BACKENDS``), or a
+        backend: ``onnxruntime``, ``openvino``, ``tensorrt`` (see ``runtime.backends.BACKENDS``)
+            or ``auto`` (the fastest installed for ``device``: runtime.backends.auto), or a
             ``Backend`` instance built for this manifest (e.g. a PyTorch reference runner).
-        device: onnxruntime execution provider: auto, cpu, cuda, tensorrt.
+        device: auto, cpu, cuda, tensorrt (onnxruntime's execution provider; OpenVINO: cpu).
         precision: which artifact to load (fp32, fp16, int8).
         window, stride: frames per window T and step S (1 <= S < T); manifest's by default.
         mode: ``deployment`` (one label per track, tracks below ``score_threshold`` hidden) or
@@ -71,8 +72,8 @@ class Pipeline:
         tracker: a configured ``Tracker``, or a name: ``default`` (``default_tracker(mode)``) or
             ``ifc-official`` (IFC's near-online linking, runtime.tracking.ifc_official; use with
             window=5, stride=1).
-        threads: onnxruntime intra-op threads (0 = default).
-        stages: onnxruntime only: ``auto`` runs a two-stage export (frame + clip stages, each
+        threads: onnxruntime intra-op / OpenVINO inference threads (0 = default).
+        stages: onnxruntime and OpenVINO: ``auto`` runs a two-stage export (frame + clip stages, each
             frame's features computed once across overlapping windows) when the manifest lists
             one, ``one`` forces the whole-model graph, ``two`` requires the stages.
     """
@@ -215,9 +216,11 @@ class Pipeline:
         return self._run_job(self._state.final_job())
 
     def summary(self) -> dict:
-        """frames, tracks created, latency mean/p95 (ms) and per-stage timing."""
+        """backend (and how auto chose it), frames, tracks created, latency mean/p95 (ms) and
+        per-stage timing."""
         mean_ms, p95_ms = self.timer.latency_ms()
-        return {"frames": self.frames_out, "tracks": self.tracker.num_created,
+        return {"backend": self.backend.selection or self.backend.name,
+                "frames": self.frames_out, "tracks": self.tracker.num_created,
                 "latency_mean_ms": mean_ms, "latency_p95_ms": p95_ms,
                 "stages": self.timer.summary(self.frames_out)}
 
@@ -254,10 +257,7 @@ class Pipeline:
 
 def open_pipeline_backend(manifest, backend: str | Backend, **options) -> Backend:
     """The named backend (or the given instance), activated: sha256, providers and engine I/O
-    are checked before any frame. ``stages`` applies to onnxruntime only."""
-    stages = options.pop("stages", "auto")
-    if backend == "onnxruntime":
-        options["stages"] = stages
+    are checked before any frame. ``stages`` goes to every named backend (one or two stages)."""
     engine = backend if isinstance(backend, Backend) else open_backend(manifest, backend, **options)
     engine.activate()
     return engine

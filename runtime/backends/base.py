@@ -26,6 +26,7 @@ class Backend:
     """
 
     name = "base"
+    selection = ""  # how ``--backend auto`` chose this backend, and why (empty when named)
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest

@@ -70,3 +70,20 @@ def test_pipeline_import_leaves_scipy_for_the_tracker():
     proc = _run("import sys; from runtime import Pipeline; "
                 "print('scipy' in sys.modules)")
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+
+
+def test_openvino_backend_runs_with_torch_blocked(contract_artifacts, tmp_path):
+    frames, _ = F.make_clip(8)
+    F.write_folder(tmp_path / "clip", frames)
+    script = BLOCKER + """
+from runtime import Pipeline
+source, artifacts = sys.argv[1:3]
+with Pipeline(artifacts, backend="openvino") as pipeline:
+    frames = sum(1 for _ in pipeline.run(source))
+    kind = type(pipeline.backend).__name__
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+print("RESULT", kind, frames, heavy)
+"""
+    proc = _run(script, tmp_path / "clip", contract_artifacts)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "RESULT OpenVINOBackend 8 []" in proc.stdout, proc.stdout + proc.stderr[-2000:]
