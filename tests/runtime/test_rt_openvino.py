@@ -31,15 +31,18 @@ from runtime.backends.openvino import compile_config, openvino_installed
 from runtime.backends.openvino_cache import CACHE_DIR
 from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
 from runtime.manifest import load_manifest, sha256_file
-from runtime.stream import build_parser, main
+from runtime.stream import main
+from runtime.stream_cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
 def art(contract_artifacts, tmp_path):
-    """A private copy: the tests write and break its cache."""
-    return shutil.copytree(contract_artifacts, tmp_path / "art")
+    """A private copy without a compiled-model cache (other tests run the shared artifacts with
+    ``--backend auto``, which compiles into them): these tests write and break their own."""
+    return shutil.copytree(contract_artifacts, tmp_path / "art",
+                           ignore=shutil.ignore_patterns(CACHE_DIR))
 
 
 def _frames(b=1, t=5, seed=0):
