@@ -19,6 +19,7 @@ from runtime.errors import (
     SourceError,
 )
 from runtime.progress import Progress, format_summary
+from runtime.serving.client_options import add_triton_options, check_triton_options
 from runtime.settings import check_at_least, check_fourcc, check_fraction, check_positive
 from runtime.stream_options import add_options, check_options, resolve_artifacts
 
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "URL, image folder, or a quoted glob")
     p.add_argument("--artifacts", default=None, help="artifact directory with manifest.json "
                    "(default: artifacts/tevit when it exists)")
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
+    p.add_argument("--backend", default="onnxruntime",
+                   choices=["onnxruntime", "tensorrt", "triton"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="onnxruntime execution provider (default: CUDA if present, else CPU)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(one) or always (two)")
     p.add_argument("--quiet", action="store_true", help="no progress output or info logs")
     add_options(p)  # --list-cameras, --codec, --view, --view-host (runtime.stream_options)
+    add_triton_options(p)  # --server, --model, ... (runtime.serving.client_options)
     return p
 
 
@@ -88,6 +91,7 @@ def check_settings(args: argparse.Namespace) -> None:
     if args.fourcc is not None:
         check_fourcc(args.fourcc)
     check_options(args)
+    check_triton_options(args)
 
 
 def output_files(args: argparse.Namespace) -> dict[str, list[Path]]:
@@ -178,7 +182,12 @@ def _setup(args: argparse.Namespace):
 def _load_pipeline(args: argparse.Namespace):
     from runtime.pipeline import Pipeline
 
-    return Pipeline(args.artifacts, backend=args.backend, device=args.device,
+    backend = args.backend
+    if backend == "triton":
+        from runtime.serving.client_options import triton_backend
+
+        backend = triton_backend(args)
+    return Pipeline(args.artifacts, backend=backend, device=args.device,
                     precision=args.precision, window=args.window, stride=args.stride,
                     mode=args.mode, overlap=args.overlap, score_threshold=args.score,
                     size_change=args.on_size_change,

@@ -29,9 +29,19 @@ def open_onnxruntime_backend(manifest: Manifest, *, stages: str = "auto", **opti
     return TwoStageOnnxBackend(manifest, **options) if two else OnnxRuntimeBackend(manifest, **options)
 
 
+def open_triton_backend(manifest: Manifest, **options) -> Backend:
+    """A Triton Inference Server client (runtime.backends.triton; options ``server``,
+    ``model``, ``retry``, ``timeout_s``), imported on use: the Triton server's own Python
+    imports this package and has neither tritonclient nor OpenCV."""
+    from runtime.backends.triton import TritonBackend
+
+    return TritonBackend(manifest, **options)
+
+
 BACKENDS = MappingProxyType({
     "onnxruntime": open_onnxruntime_backend,
     "tensorrt": open_tensorrt_backend,
+    "triton": open_triton_backend,
 })
 
 __all__ = ["BACKENDS", "OUTPUT_NAMES", "STAGE_MODES", "Backend", "OnnxRuntimeBackend",
