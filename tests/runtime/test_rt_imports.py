@@ -70,3 +70,12 @@ def test_pipeline_import_leaves_scipy_for_the_tracker():
     proc = _run("import sys; from runtime import Pipeline; "
                 "print('scipy' in sys.modules)")
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+
+
+def test_triton_model_imports_neither_opencv_nor_scipy():
+    """Triton's Python backend imports runtime.serving.python_model in the server environment,
+    which has numpy < 2 and no OpenCV or SciPy (docs/serving.md): keep them off that path, and
+    the Triton client (tritonclient) too."""
+    proc = _run("import sys, runtime.serving.python_model; print(sorted(m for m in ('cv2', "
+                "'scipy', 'tritonclient', 'grpc') if m.split('.')[0] in sys.modules))")
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr

@@ -310,3 +310,22 @@ def test_stream_continues_when_the_server_comes_back(own_server, contract_artifa
         for server in revived:
             server.stop()
     assert revived, "the server did not come back"
+
+
+def test_comma_list_fails_over_to_the_next_server_at_once(own_server, server, contract_artifacts,
+                                                          tmp_path):
+    art = contract_artifacts
+    clip = F.write_folder(tmp_path / "clip", F.make_clip(40)[0])
+    local = _tracks(Pipeline(art, device="cpu").run(str(clip)))
+    backend = open_backend(load_manifest(art), "triton", model="contract",
+                           server=f"{own_server.grpc_address},{server.grpc_address}")
+    retries = RetryLog()
+    logging.getLogger("runtime.backends").addHandler(retries)
+    try:
+        with Pipeline(art, backend=backend) as pipeline:
+            source = KillingSource(open_source(str(clip)), 12, own_server.kill)
+            assert _tracks(pipeline.run(source)) == local
+            assert pipeline.backend.server == server.grpc_address
+    finally:
+        logging.getLogger("runtime.backends").removeHandler(retries)
+    assert retries.waits == 0  # the second server took over without a backoff
