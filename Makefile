@@ -25,9 +25,9 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "[setup] installing visdeploy with extras $(ORT_EXTRA), export, eval, quant, video, plots, serve, dev (first run downloads torch: a few minutes)"
+	@echo "[setup] installing visdeploy with extras $(ORT_EXTRA), export, eval, quant, openvino, video, plots, serve, dev (first run downloads torch: a few minutes)"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(ORT_EXTRA),export,eval,quant,video,plots,serve,dev]"
+	$(PY) -m pip install --quiet -e ".[$(ORT_EXTRA),export,eval,quant,openvino,video,plots,serve,dev]"
 	@touch $(STAMP)
 	@echo "[setup] done: $(VENV)"
 

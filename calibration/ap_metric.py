@@ -14,7 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from runtime.manifest import load_manifest, sha256_file, write_manifest
+from calibration.report import onnx_entry
+from runtime.manifest import load_manifest, write_manifest
 
 
 class YtvisApMetric:
@@ -42,8 +43,7 @@ class YtvisApMetric:
         target = folder / "model.onnx"
         os.symlink(Path(onnx_path).resolve(), target)
         data = dict(self.manifest.data)
-        data["artifacts"] = [{"file": target.name, "kind": "onnx", "precision": "fp32",
-                              "sha256": sha256_file(target)}]
+        data["artifacts"] = [onnx_entry(folder, target.name, precision="fp32")]
         write_manifest(folder, data)
         return folder
 

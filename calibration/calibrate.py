@@ -30,6 +30,7 @@ from calibration.keeplist import KeepList, load_keep_list
 from calibration.parity import ParityBudget
 from calibration.qdq import keep_quantized, qdq_counts, quantized_nodes
 from calibration.report import manifest_summary, onnx_entry, update_manifest, write_report
+from calibration.runtime_check import openvino_runtime_check
 from calibration.sensitivity import block_sensitivity, fallback, fp16_group_sensitivity
 from runtime.manifest import Manifest, load_manifest
 
@@ -119,6 +120,14 @@ def _prepare(directory: Path, data, options: CalibrationOptions) -> _Job:
     check = MetricCheck(metric, fp32_path, budget_drop=options.budget_ap) if metric else parity
     ranker = parity if options.rank_by == "parity" else check
     return _Job(manifest, fp32_path, fp32, infos, keep, calib, held, check, ranker, options)
+
+
+def calibration_job(directory: str | Path, data, options: CalibrationOptions | None = None) -> _Job:
+    """What calibration would use for ``directory``: calibration and held-out windows
+    (``job.calib``, ``job.held``), the keep-list, node infos and the budget check
+    (``job.check.measure(model)``). For judging a graph from another quantizer (NNCF,
+    bench/speed.py) on the same windows and the same budget."""
+    return _prepare(Path(directory), data, options or CalibrationOptions())
 
 
 def _keep_nodes(job: _Job, selectors) -> tuple[set[str], dict[str, int]]:
@@ -224,17 +233,21 @@ def _other_t_parity(job: _Job, dst: Path) -> dict | None:
 
 
 def _runtime_smoke(directory: Path, precision: str, job: _Job) -> dict:
-    """Run one held-out window through the runtime's onnxruntime backend (default settings)."""
+    """Run one held-out window through the runtime's onnxruntime backend (default settings),
+    then through OpenVINO when it is installed (calibration.runtime_check)."""
     from runtime.backends import open_backend
 
     backend = open_backend(load_manifest(directory), "onnxruntime", device="cpu",
                            precision=precision, threads=job.options.threads)
+    first = job.held.windows[:1]
     with backend:
-        first = job.held.windows[:1]
         outputs = backend.infer(first.frames, first.content_hw)
     return {"backend": "onnxruntime", "optimization": backend.optimization,
             "ms": round(backend.last_inference_ms, 1),
-            "outputs": {k: list(v.shape) for k, v in outputs.items()}}
+            "outputs": {k: list(v.shape) for k, v in outputs.items()},
+            "openvino": openvino_runtime_check(directory, precision, first.frames,
+                                               first.content_hw, outputs,
+                                               threads=job.options.threads)}
 
 
 def calibrate_artifacts(directory: str | Path, *, precision: str, data,

@@ -6,8 +6,9 @@ Modes: ``offline`` runs each video as one window (when the artifact's frame rang
 overlap policy; ``streaming-latest`` the same with the ``latest`` overlap policy; ``near-online``
 is IFC's official schedule and linking (window 5, stride 1, ``--tracker ifc-official``). AP comes from the exact YTVIS scorer on
 benchmark-mode output; identity switches and IDF1 from the same tracks at the deployment score
-threshold. Prints a markdown table (and writes it with ``--out``; ``--plots DIR`` also draws
-``DIR/accuracy.png``).
+threshold. ``--backends onnxruntime openvino`` adds a row per runtime backend for each ONNX
+variant (named e.g. ``fp32 (openvino)``). Prints a markdown table (and writes it with ``--out``;
+``--plots DIR`` also draws ``DIR/accuracy.png``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def ensure_val_set(root: Path, videos: int | None, seed: int) -> Path:
     return root
 
 
-def _pipeline(artifacts: Path, variant: str, window: int, stride: int, mode: str):
+def _pipeline(artifacts: Path, variant: str, window: int, stride: int, mode: str,
+              backend: str = "onnxruntime"):
     from runtime import Pipeline
 
     options = {"window": window, "stride": stride, "mode": "benchmark", "mask_format": "rle",
@@ -62,7 +64,7 @@ def _pipeline(artifacts: Path, variant: str, window: int, stride: int, mode: str
 
         backend = TorchEagerBackend(load_manifest(artifacts)).activate()
         return Pipeline(artifacts, backend=backend, **options)
-    return Pipeline(artifacts, precision=variant, **options)
+    return Pipeline(artifacts, precision=variant, backend=backend, **options)
 
 
 def run_video(pipeline, frames, video_id: int, num_classes: int, workdir: Path):
@@ -80,7 +82,10 @@ def run_video(pipeline, frames, video_id: int, num_classes: int, workdir: Path):
     return sink.entries(), tracks
 
 
-def evaluate_variant(artifacts: Path, variant: str, mode: str, dataset: Path, videos: list[int]) -> Row:
+def evaluate_variant(artifacts: Path, variant: str, mode: str, dataset: Path, videos: list[int],
+                     backend: str = "onnxruntime") -> Row:
+    """One table row: ``variant`` (eager or an ONNX precision) run by ``backend`` (onnxruntime,
+    openvino; the eager variant is PyTorch whatever ``backend`` says)."""
     from runtime.manifest import load_manifest
 
     manifest = load_manifest(artifacts)
@@ -95,7 +100,8 @@ def evaluate_variant(artifacts: Path, variant: str, mode: str, dataset: Path, vi
         window, stride = manifest.window
     start = time.perf_counter()
     entries, idsw, idtp, id_errors = [], 0, 0, 0
-    with _pipeline(artifacts, variant, window, stride, mode) as pipeline, tempfile.TemporaryDirectory() as tmp:
+    with _pipeline(artifacts, variant, window, stride, mode, backend) as pipeline, \
+            tempfile.TemporaryDirectory() as tmp:
         for vid in videos:
             sample = read_video(dataset, vid)
             video_entries, tracks = run_video(pipeline, sample.frames, vid, len(manifest.classes), Path(tmp))
@@ -108,7 +114,8 @@ def evaluate_variant(artifacts: Path, variant: str, mode: str, dataset: Path, vi
     subset = {**gt, "videos": [v for v in gt["videos"] if v["id"] in videos],
               "annotations": [a for a in gt["annotations"] if a["video_id"] in videos]}
     scores = evaluate(subset, entries, lenient=True) if entries else {"AP": 0.0, "AP50": 0.0}
-    return Row(manifest.model, variant, mode, f"T={window}, S={stride}", scores["AP"], scores["AP50"],
+    name = variant if variant == "eager" or backend == "onnxruntime" else f"{variant} ({backend})"
+    return Row(manifest.model, name, mode, f"T={window}, S={stride}", scores["AP"], scores["AP50"],
                idsw, 2 * idtp / max(2 * idtp + id_errors, 1), time.perf_counter() - start)
 
 
@@ -135,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", default=["eager", "fp32", "fp16", "int8"])
     parser.add_argument("--modes", nargs="+", default=["offline", "streaming"], choices=MODES)
+    parser.add_argument("--backends", nargs="+", default=["onnxruntime"],
+                        choices=["onnxruntime", "openvino"],
+                        help="runtime backends of the ONNX variants (CPU); a row per backend")
     parser.add_argument("--out", default=None, help="also write the markdown table here")
     parser.add_argument("--plots", default=None, metavar="DIR",
                         help="also draw DIR/accuracy.png (AP, AP50, IDF1 per variant and mode; "
@@ -146,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for artifacts in map(Path, args.artifacts):
         for variant in available_variants(artifacts, args.variants):
-            for mode in args.modes:
-                rows.append(evaluate_variant(artifacts, variant, mode, dataset, videos))
-                print(f"[report] {format_table(rows[-1:]).splitlines()[-1]}", file=sys.stderr)
+            for backend in ["pytorch"] if variant == "eager" else args.backends:
+                for mode in args.modes:
+                    rows.append(evaluate_variant(artifacts, variant, mode, dataset, videos,
+                                                 backend))
+                    print(f"[report] {format_table(rows[-1:]).splitlines()[-1]}", file=sys.stderr)
     table = format_table(rows)
     print(table)
     if args.out:

@@ -10,6 +10,7 @@ import importlib
 
 _EXPORTS = {
     "Pipeline": "runtime.pipeline",
+    "MultiStreamPipeline": "runtime.multistream",
     "FrameResult": "runtime.results",
     "TrackRecord": "runtime.results",
     "Tracker": "runtime.tracking",

@@ -38,3 +38,9 @@ class BackendInputError(ValueError):
 
 class SinkError(RuntimeError):
     """An output cannot be written (path not writable, no GUI for --show, writer failed)."""
+
+
+class EngineError(RuntimeError):
+    """The inference engine failed on a window (onnxruntime, OpenVINO and TensorRT raise their
+    own exception types; the runtime reports them as this one, so finished frames are still
+    written and the run exits 1)."""

@@ -9,6 +9,10 @@ A frame's result comes out once no later window can change it (latency = stride 
 compute). Frame size changes mid-stream: ``size_change="reletterbox"`` (default) letterboxes
 each frame on its own and maps its masks back to its own size; ``"error"`` raises
 ``FrameSizeError``. Sinks that need one size (YTVIS JSON) refuse a change themselves.
+
+``run()`` is pipelined (runtime.staged): the source is decoded in a thread of its own, the
+engine runs in another and tracking and pasting in a third, with the same results as the
+sequential loop (``run(..., pipelined=False)``). ``process()`` runs in the caller's thread.
 """
 
 from __future__ import annotations
@@ -17,30 +21,35 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from runtime.assemble import MASK_FORMATS, FrameAssembler, render_frame
 from runtime.backends import Backend, open_backend
-from runtime.errors import ConfigError, FrameSizeError
-from runtime.instances import decode_outputs
+from runtime.batching import batch_inputs
 from runtime.manifest import load_manifest
 from runtime.results import FrameResult
-from runtime.settings import check_fraction
 from runtime.sources import FrameSource, open_source
 from runtime.sources.base import to_rgb_frame
-from runtime.timing import StageTimer
+from runtime.staged import StagedRun, StreamInput
+from runtime.stream_state import (  # noqa: F401  (PADDING_WARNING, ... stay importable here)
+    MODES,
+    PADDING_WARNING,
+    SIZE_CHANGE_POLICIES,
+    TRACKERS,
+    StreamSettings,
+    StreamState,
+    WindowJob,
+    check_options,
+    default_tracker,
+    make_tracker,
+    warn_about_padding,
+)
 from runtime.tracking import Tracker
 from runtime.tracking.ifc_official import OFFICIAL_WINDOW, NearOnlineTracker
 from runtime.types import Frame
-from runtime.windows import Letterbox, PreparedFrame, Window, Windower, check_window, pad_cyclic
 
 log = logging.getLogger("runtime.pipeline")
-
-MODES = ("deployment", "benchmark")
-SIZE_CHANGE_POLICIES = ("reletterbox", "error")
 
 
 class Pipeline:
@@ -48,9 +57,10 @@ class Pipeline:
 
     Args:
         artifacts: directory with manifest.json and the model files.
-        backend: ``onnxruntime`` or ``tensorrt`` (see ``runtime.backends.BACKENDS``), or a
+        backend: ``onnxruntime``, ``openvino``, ``tensorrt`` (see ``runtime.backends.BACKENDS``)
+            or ``auto`` (the fastest installed for ``device``: runtime.backends.auto), or a
             ``Backend`` instance built for this manifest (e.g. a PyTorch reference runner).
-        device: onnxruntime execution provider: auto, cpu, cuda, tensorrt.
+        device: auto, cpu, cuda, tensorrt (onnxruntime's execution provider; OpenVINO: cpu).
         precision: which artifact to load (fp32, fp16, int8).
         window, stride: frames per window T and step S (1 <= S < T); manifest's by default.
         mode: ``deployment`` (one label per track, tracks below ``score_threshold`` hidden) or
@@ -62,8 +72,8 @@ class Pipeline:
         tracker: a configured ``Tracker``, or a name: ``default`` (``default_tracker(mode)``) or
             ``ifc-official`` (IFC's near-online linking, runtime.tracking.ifc_official; use with
             window=5, stride=1).
-        threads: onnxruntime intra-op threads (0 = default).
-        stages: onnxruntime only: ``auto`` runs a two-stage export (frame + clip stages, each
+        threads: onnxruntime intra-op / OpenVINO inference threads (0 = default).
+        stages: onnxruntime and OpenVINO: ``auto`` runs a two-stage export (frame + clip stages, each
             frame's features computed once across overlapping windows) when the manifest lists
             one, ``one`` forces the whole-model graph, ``two`` requires the stages.
     """
@@ -74,63 +84,85 @@ class Pipeline:
                  score_threshold: float = 0.3, mask_format: str = "bool",
                  size_change: str = "reletterbox", keep_images: bool = True,
                  tracker: Tracker | str | None = None, threads: int = 0, stages: str = "auto") -> None:
-        _check_choice("mode", mode, MODES)
-        _check_choice("mask_format", mask_format, MASK_FORMATS)
-        _check_choice("size_change", size_change, SIZE_CHANGE_POLICIES)
-        check_fraction("score_threshold", score_threshold)
+        options = {"mode": mode, "overlap": overlap, "score_threshold": score_threshold,
+                   "mask_format": mask_format, "size_change": size_change,
+                   "keep_images": keep_images}
+        check_options(**options)
         self._closed = False
         self.manifest = load_manifest(artifacts)
-        length = window if window is not None else self.manifest.window[0]
-        stride = stride if stride is not None else self.manifest.window[1]
-        check_window(length, stride, max_frames=self.manifest.frames_range[2])
-        self.window_length, self.stride = length, stride
-        self.mode, self.score_threshold = mode, score_threshold
-        self.mask_format, self.size_change, self.keep_images = mask_format, size_change, keep_images
-        self.class_names = tuple(self.manifest.classes)
-        self.tracker = make_tracker(tracker, mode)
-        if isinstance(self.tracker, NearOnlineTracker) and (length, stride) != (OFFICIAL_WINDOW, 1):
+        self.settings = StreamSettings.checked(self.manifest, window=window, stride=stride,
+                                               **options)
+        self._state = StreamState(self.settings, make_tracker(tracker, mode))
+        if isinstance(self.tracker, NearOnlineTracker) and \
+                (self.window_length, self.stride) != (OFFICIAL_WINDOW, 1):
             log.warning("ifc-official tracking runs with window %d, stride %d; IFC's official "
-                        "schedule is window %d, stride 1", length, stride, OFFICIAL_WINDOW)
-        self.assembler = FrameAssembler(policy=overlap)
-        self.windower = Windower(length, stride)
-        self.timer = StageTimer()
-        self._fill = np.clip(np.round(self.manifest.mean), 0, 255).astype(np.uint8)
-        options = {"device": device, "precision": precision, "threads": threads}
-        if backend == "onnxruntime":
-            options["stages"] = stages
-        self.backend = backend if isinstance(backend, Backend) else open_backend(
-            self.manifest, backend, **options)
-        self.backend.activate()  # fail before any frame: sha256, providers, engine I/O
+                        "schedule is window %d, stride 1", self.window_length, self.stride,
+                        OFFICIAL_WINDOW)
+        self.backend = open_pipeline_backend(self.manifest, backend, device=device,
+                                             precision=precision, threads=threads, stages=stages)
         self.reset()
+
+    # -- the stream's state (one StreamState, runtime.stream_state) -------------------------
+    window_length = property(lambda self: self.settings.window)
+    stride = property(lambda self: self.settings.stride)
+    mode = property(lambda self: self.settings.mode)
+    score_threshold = property(lambda self: self.settings.score_threshold)
+    mask_format = property(lambda self: self.settings.mask_format)
+    size_change = property(lambda self: self.settings.size_change)
+    keep_images = property(lambda self: self.settings.keep_images)
+    class_names = property(lambda self: self.settings.class_names)
+    tracker = property(lambda self: self._state.tracker)
+    windower = property(lambda self: self._state.windower)
+    assembler = property(lambda self: self._state.assembler)
+    timer = property(lambda self: self._state.timer)
+    frames_in = property(lambda self: self._state.frames_in)
+    frames_out = property(lambda self: self._state.frames_out)
 
     # -- public API ------------------------------------------------------------------------
     def reset(self) -> None:
         """Start a new stream: frame indices and track IDs restart."""
-        self.tracker.reset()
-        self.windower.reset()
-        self.assembler.reset()
-        self.timer.reset()
-        self._letterboxes: dict[tuple[int, int], Letterbox] = {}
-        self._stream_size: tuple[int, int] | None = None
-        self._arrival: dict[int, float] = {}
+        self._state.reset()
         self._clock_start: float | None = None
         self._outbox: deque[FrameResult] = deque()
-        self.frames_in = self.frames_out = 0
 
-    def run(self, source: str | int | Path | FrameSource, *,
-            max_frames: int | None = None) -> Iterator[FrameResult]:
+    def run(self, source: str | int | Path | FrameSource, *, max_frames: int | None = None,
+            pipelined: bool = True) -> Iterator[FrameResult]:
         """Yield a ``FrameResult`` per frame of ``source`` (a SOURCE spec or an open source).
 
         Starts a new stream (``reset``). At the end of the source (or ``max_frames``) pending
         frames are flushed. If you stop iterating early, call ``flush()`` for the frames still
-        pending.
+        pending. ``pipelined``: decode, inference and post-processing in threads of their own
+        (same results); False runs them one after another in the caller's thread.
         """
         self._check_open()
         self.reset()
         owned = not isinstance(source, FrameSource)
         src = open_source(source) if owned else source
+        if pipelined:
+            yield from self._run_staged(src, owned, max_frames)
+        else:
+            yield from self._run_sequential(src, owned, max_frames)
+
+    def _run_staged(self, source: FrameSource, owned: bool,
+                    max_frames: int | None) -> Iterator[FrameResult]:
+        state = self._state
+        staged = StagedRun({state.name: StreamInput(source, state, max_frames, owned)},
+                           self.backend, max_batch=1, max_wait_s=0.0, timer=self.timer)
+        results = staged.results()
         try:
-            frames = iter(src)
+            for _, result in results:
+                yield result
+        finally:
+            results.close()  # stopped early: drains the frames read so far into leftover
+            self._outbox.extend(result for _, result in staged.leftover)
+        error = staged.reports[state.name].error
+        if error is not None:
+            raise error
+
+    def _run_sequential(self, source: FrameSource, owned: bool,
+                        max_frames: int | None) -> Iterator[FrameResult]:
+        try:
+            frames = iter(source)
             while max_frames is None or self.frames_in < max_frames:
                 start = time.perf_counter()
                 frame = next(frames, None)
@@ -147,7 +179,7 @@ class Pipeline:
                 yield self._outbox.popleft()
         finally:
             if owned:
-                src.close()
+                source.close()
 
     def process(self, frames: np.ndarray | Iterable[np.ndarray], *,
                 bgr: bool = False) -> list[FrameResult]:
@@ -181,14 +213,14 @@ class Pipeline:
         return results + self._flush_windows()
 
     def _flush_windows(self) -> list[FrameResult]:
-        window = self.windower.flush()
-        results = self._run_window(window) if window is not None else []
-        return results + self._emit_final(self.windower.final_before)
+        return self._run_job(self._state.final_job())
 
     def summary(self) -> dict:
-        """frames, tracks created, latency mean/p95 (ms) and per-stage timing."""
+        """backend (and how auto chose it), frames, tracks created, latency mean/p95 (ms) and
+        per-stage timing."""
         mean_ms, p95_ms = self.timer.latency_ms()
-        return {"frames": self.frames_out, "tracks": self.tracker.num_created,
+        return {"backend": self.backend.selection or self.backend.name,
+                "frames": self.frames_out, "tracks": self.tracker.num_created,
                 "latency_mean_ms": mean_ms, "latency_p95_ms": p95_ms,
                 "stages": self.timer.summary(self.frames_out)}
 
@@ -209,113 +241,26 @@ class Pipeline:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- stages ----------------------------------------------------------------------------
+    # -- stages, one after another ---------------------------------------------------------
     def _push(self, frame: Frame) -> list[FrameResult]:
-        arrival = time.perf_counter()
-        with self.timer.stage("letterbox"):
-            prepared = self._prepare(frame)
-        self._arrival[frame.index] = arrival
-        self.frames_in += 1
-        window = self.windower.push(prepared)
-        return self._run_window(window) if window is not None else []
+        job = self._state.window_job(self._state.prepare(frame))
+        return self._run_job(job) if job is not None else []
 
-    def _prepare(self, frame: Frame) -> PreparedFrame:
-        size = frame.size
-        if self._stream_size is not None and size != self._stream_size:
-            if self.size_change == "error":
-                raise FrameSizeError(
-                    f"frame {frame.index} is {size[1]}x{size[0]} but the stream started at "
-                    f"{self._stream_size[1]}x{self._stream_size[0]}; use size_change="
-                    "'reletterbox' (CLI --on-size-change reletterbox) to letterbox each frame "
-                    "on its own")
-            log.warning("frame %d: size changed from %s to %s; re-letterboxing",
-                        frame.index, self._stream_size, size)
-        self._stream_size = size
-        letterbox = self._letterboxes.get(size)
-        if letterbox is None:
-            if len(self._letterboxes) > 8:
-                self._letterboxes.clear()
-            letterbox = Letterbox.fit(size, self.manifest.input_hw)
-            self._letterboxes[size] = letterbox
-            warn_about_padding(letterbox, self.manifest)
-        return PreparedFrame(frame, letterbox.apply(frame.image, self._fill), letterbox)
-
-    def _run_window(self, window: Window) -> list[FrameResult]:
-        n = len(window.frames)
-        t_min, _, t_max = self.manifest.frames_range
-        target = t_max if self.manifest.fixed_frames else max(n, t_min)
-        content_hw = np.array([window.content_hw], np.int32)  # [1, 2]
-        with self.timer.stage("inference"):
-            outputs = self.backend.infer(pad_cyclic(window.stack(), target)[None], content_hw)
-        with self.timer.stage("tracking"):
-            instances = decode_outputs(outputs, num_frames=n, num_classes=len(self.class_names),
-                                       min_score=self.tracker.continue_score,
-                                       content_hw=window.content_hw)
-            ids = self.tracker.update(instances, window.frame_indices)
-            self.assembler.add(window, instances, ids, self.tracker)
-        return self._emit_final(self.windower.final_before)
-
-    def _emit_final(self, before: int) -> list[FrameResult]:
-        results = []
-        min_score = self.score_threshold if self.mode == "deployment" else 0.0
-        for prepared, entries in self.assembler.pop_final(before):
-            with self.timer.stage("paste"):
-                result = render_frame(prepared, entries, class_names=self.class_names,
-                                      min_score=min_score, mask_format=self.mask_format,
-                                      keep_image=self.keep_images)
-            arrival = self._arrival.pop(prepared.frame.index, None)
-            if arrival is not None:
-                latency = time.perf_counter() - arrival
-                self.timer.add("latency", latency)
-                result = replace(result, latency_ms=latency * 1e3)
-            self.frames_out += 1
-            results.append(result)
-        return results
+    def _run_job(self, job: WindowJob) -> list[FrameResult]:
+        outputs = None
+        if job.window is not None:
+            clips, content_hw = batch_inputs([job])  # [1, T, H, W, 3], [1, 2]
+            with self.timer.stage("inference"):
+                outputs = self.backend.infer(clips, content_hw)
+        return self._state.absorb(job, outputs)
 
 
-PADDING_WARNING = 0.10  # share of the model input that is letterbox padding
-
-
-def warn_about_padding(letterbox: Letterbox, manifest) -> float:
-    """Warn when the source's aspect ratio leaves more than ``PADDING_WARNING`` of the model input
-    as padding, naming the export of a matching artifact; return the padded share.
-
-    The models' official inference never pads (IFC, VisTR) or reads the image size only for its
-    proposals (TeViT): with padding, the mask heads' normalisations still see it (docs/contract.md).
-    """
-    (ch, cw), (h, w) = letterbox.content_hw, letterbox.dst_hw
-    padded = 1.0 - (ch * cw) / (h * w)
-    if padded > PADDING_WARNING:
-        fit = f"{-(-ch // 32) * 32}x{-(-cw // 32) * 32}"
-        log.warning(
-            "source %dx%d fills only %dx%d of the %dx%d model input (%.0f%% letterbox padding); "
-            "for the exact official computation export an artifact for this aspect ratio: make "
-            "export MODEL=%s PRESET=%s INPUT_SIZE=%s", letterbox.src_hw[1], letterbox.src_hw[0],
-            cw, ch, w, h, 100 * padded, manifest.model, manifest.data["preset"], fit)
-    return padded
-
-
-TRACKERS = ("default", "ifc-official")
-
-
-def make_tracker(tracker: Tracker | NearOnlineTracker | str | None, mode: str):
-    """A tracker instance from a name in ``TRACKERS`` (None = ``default``) or the instance itself."""
-    if tracker is None or tracker == "default":
-        return default_tracker(mode)
-    if tracker == "ifc-official":
-        return NearOnlineTracker()
-    if isinstance(tracker, str):
-        raise ConfigError(f"tracker must be one of {', '.join(TRACKERS)} or a Tracker; got {tracker!r}")
-    return tracker
-
-
-def default_tracker(mode: str) -> Tracker:
-    """Deployment: the Tracker defaults (conservative births). Benchmark: low-score rows may
-    start and extend tracks (continue 0.01, birth 0.05, as IFC/IDOL keep class hypotheses above
-    0.01-0.05), because YTVIS AP rewards extra low-score hypotheses."""
-    if mode == "benchmark":
-        return Tracker(continue_score=0.01, birth_score=0.05)
-    return Tracker()
+def open_pipeline_backend(manifest, backend: str | Backend, **options) -> Backend:
+    """The named backend (or the given instance), activated: sha256, providers and engine I/O
+    are checked before any frame. ``stages`` goes to every named backend (one or two stages)."""
+    engine = backend if isinstance(backend, Backend) else open_backend(manifest, backend, **options)
+    engine.activate()
+    return engine
 
 
 def _frame_list(frames) -> list:
@@ -327,7 +272,3 @@ def _frame_list(frames) -> list:
         return [frames]
     return list(frames)
 
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")

@@ -76,6 +76,7 @@ def format_summary(summary: dict, *, wall_s: float, interrupted: bool = False,
         f"({frames / max(wall_s, 1e-9):.1f} frames/s end to end), {summary['tracks']} tracks",
         f"Latency per frame: mean {summary['latency_mean_ms']:.1f} ms, "
         f"p95 {summary['latency_p95_ms']:.1f} ms",
+        *([f"Backend: {summary['backend']}"] if summary.get("backend") else []),
         f"{'stage':<10} {'total s':>8} {'ms/call':>8} {'p95 ms':>8} {'frames/s':>9}",
     ]
     for name, stats in summary["stages"].items():

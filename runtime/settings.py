@@ -48,3 +48,10 @@ def check_port(name: str, port: int) -> int:
         raise ConfigError(f"{name} must be a TCP port in [0, 65535] (0: any free port); "
                           f"got {port!r}")
     return port
+
+
+def check_non_negative(name: str, value: float) -> float:
+    """A finite number >= 0 (waiting times)."""
+    if not _is_number(value) or not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}")
+    return float(value)

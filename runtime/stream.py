@@ -1,4 +1,6 @@
-"""``python -m runtime.stream SOURCE --artifacts DIR``: stream a source through a VIS model.
+"""``python -m runtime.stream SOURCE --artifacts DIR``: stream a source through a VIS model;
+``python -m runtime.stream SRC [SRC ...] --artifacts DIR --out-dir OUT``: several sources
+through one model in one process, batched (runtime.multi_cli).
 
 Exit codes: 0 done; 1 error while processing or an output failed (every frame processed is
 still written to the healthy outputs; the failure is named); 2 bad setting, source, artifact or
@@ -18,13 +20,20 @@ import sys
 INTERRUPTED = 130
 # imported up front with Ctrl-C held back (see _import_runtime); onnxruntime is otherwise
 # imported lazily at model load
-HEAVY_MODULES = ("runtime.stream_cli", "runtime.pipeline", "onnxruntime")
+HEAVY_MODULES = ("runtime.stream_cli", "runtime.multi_cli", "runtime.pipeline", "onnxruntime")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     try:
         _import_runtime()
+        from runtime.multi_cli import wants_multi
+
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if wants_multi(argv):  # SRC [SRC ...] --out-dir DIR: runtime.multi_cli
+            from runtime.multi_cli import run as run_multi
+
+            return run_multi(argv)
         from runtime.stream_cli import run
 
         return run(argv)

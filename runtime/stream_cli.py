@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from runtime.backends import BACKEND_CHOICES
 from runtime.errors import (
     ArtifactError,
     BackendUnavailableError,
@@ -39,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "URL, image folder, or a quoted glob")
     p.add_argument("--artifacts", default=None, help="artifact directory with manifest.json "
                    "(default: artifacts/tevit when it exists)")
-    p.add_argument("--backend", default="onnxruntime",
-                   choices=["onnxruntime", "tensorrt", "triton"])
+    p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
+                   help="auto (default): a TensorRT plan on an NVIDIA GPU when one fits, "
+                        "OpenVINO on the CPU when installed, else onnxruntime; the summary "
+                        "says which")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="onnxruntime execution provider (default: CUDA if present, else CPU)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
@@ -181,13 +184,9 @@ def _setup(args: argparse.Namespace):
 
 def _load_pipeline(args: argparse.Namespace):
     from runtime.pipeline import Pipeline
+    from runtime.serving.client_options import chosen_backend
 
-    backend = args.backend
-    if backend == "triton":
-        from runtime.serving.client_options import triton_backend
-
-        backend = triton_backend(args)
-    return Pipeline(args.artifacts, backend=backend, device=args.device,
+    return Pipeline(args.artifacts, backend=chosen_backend(args), device=args.device,
                     precision=args.precision, window=args.window, stride=args.stride,
                     mode=args.mode, overlap=args.overlap, score_threshold=args.score,
                     size_change=args.on_size_change,

@@ -34,6 +34,19 @@ class StageTimer:
     def reset(self) -> None:
         self._series: dict[str, _Series] = {}
 
+    @classmethod
+    def combined(cls, timers) -> StageTimer:
+        """One timer with every stage of ``timers``: totals and counts added, samples pooled
+        (e.g. the streams of a multi-stream run, for one summary)."""
+        merged = cls()
+        for timer in timers:
+            for name, series in timer._series.items():
+                into = merged._series.setdefault(name, _Series(samples=deque()))
+                into.samples.extend(series.samples)
+                into.total += series.total
+                into.count += series.count
+        return merged
+
     def add(self, stage: str, seconds: float) -> None:
         self._series.setdefault(stage, _Series()).add(seconds)
 

@@ -100,11 +100,13 @@ def _source_span(first: int, last: int, a: float, size: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class PreparedFrame:
-    """A source frame with its letterboxed model input ``uint8 [H, W, 3]``."""
+    """A source frame with its letterboxed model input ``uint8 [H, W, 3]``; ``arrival_s``
+    (``time.perf_counter()`` when it was decoded) starts its latency."""
 
     frame: Frame
     model_image: np.ndarray
     letterbox: Letterbox
+    arrival_s: float | None = None
 
 
 @dataclass(frozen=True)

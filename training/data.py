@@ -39,6 +39,25 @@ def clips_content_hw(clips: list[Clip]) -> np.ndarray:
     return np.array([c.content_hw or c.frames.shape[1:3] for c in clips], np.int32)
 
 
+def parse_aspects(text: str) -> tuple[tuple[int, int], ...] | None:
+    """``"16:9,4:3"`` -> ((16, 9), (4, 3)); ``""`` -> None (the default 16:9 pool)."""
+    if not text:
+        return None
+    aspects = []
+    for part in text.split(","):
+        w, _, h = part.strip().partition(":")
+        if not (w.isdigit() and h.isdigit()) or int(w) == 0 or int(h) == 0:
+            raise ValueError(f"aspect ratios are W:H pairs such as 16:9,4:3; got {part!r} in {text!r}")
+        aspects.append((int(w), int(h)))
+    return tuple(aspects)
+
+
+def _fit_aspect(aspect: tuple[int, int], input_hw: tuple[int, int]) -> tuple[int, int]:
+    """Render size (h, w) of a W:H video that fills the model input on its longer side."""
+    (aw, ah), (h, w) = aspect, input_hw
+    return (h, round(h * aw / ah)) if w * ah >= h * aw else (round(w * ah / aw), w)
+
+
 def mask_boxes(masks: np.ndarray) -> np.ndarray:
     """Tight xyxy boxes (pixel edges) of bool[..., H, W] masks; zeros where empty."""
     rows, cols = masks.any(-1), masks.any(-2)
@@ -61,28 +80,35 @@ class ClipSampler:
     def __init__(self, *, input_hw: tuple[int, int], mean: tuple[float, float, float], clip_frames: int = 5,
                  pool_size: int = 120, render_hw: tuple[int, int] | None = None, seed: int = 0,
                  max_step: int = 2, verbose: bool = True, refresh_every: int = 0,
-                 video_frames: int | None = None):
+                 video_frames: int | None = None,
+                 aspects: tuple[tuple[int, int], ...] | None = None):
         if refresh_every < 0:
             raise ValueError(f"refresh_every must be >= 0 (0 keeps the pool fixed), got {refresh_every}")
         self.input_hw, self.clip_frames, self.max_step = input_hw, clip_frames, max_step
         self.fill = np.asarray(mean, dtype=np.float32)
         self.rng = np.random.default_rng(seed)
         self.seed, self.refresh_every, self.samples = seed, refresh_every, 0
-        h, w = render_hw or (input_hw[0] * 15 // 16, input_hw[1])  # 16:9 content, like the val set
-        self.preset = resolve_preset("train", height=h - h % 2, width=w - w % 2, videos=pool_size,
-                                     frames=video_frames)
+        sizes = [render_hw or (input_hw[0] * 15 // 16, input_hw[1])]  # 16:9 content, like val
+        if aspects:
+            sizes = [_fit_aspect(a, input_hw) for a in aspects]
+        self.presets = [resolve_preset("train", height=h - h % 2, width=w - w % 2,
+                                       videos=pool_size, frames=video_frames) for h, w in sizes]
+        self.preset = self.presets[0]
         self.videos = []
         for i in range(pool_size):
-            self.videos.append(generate_video(i, preset=self.preset, seed=seed))
+            self.videos.append(self._render(i))
             if verbose:
                 print(f"\r[train] rendering synthetic videos {i + 1}/{pool_size}", end="", file=sys.stderr)
         if verbose:
             print(file=sys.stderr)
-        self.box = Letterbox.fit(self.videos[0].frames.shape[1:3], input_hw)
 
-    def _letterbox_masks(self, masks: np.ndarray) -> np.ndarray:
+    def _render(self, index: int):
+        """Video ``index`` of the pool's stream, at the aspect ratio its index selects."""
+        return generate_video(index, preset=self.presets[index % len(self.presets)], seed=self.seed)
+
+    def _letterbox_masks(self, masks: np.ndarray, box: Letterbox) -> np.ndarray:
         """bool[N, T, h, w] -> bool[N, T, H, W] with the frames' letterbox geometry."""
-        ch, cw = self.box.content_hw
+        ch, cw = box.content_hw
         out = np.zeros(masks.shape[:2] + self.input_hw, dtype=bool)
         for n in range(masks.shape[0]):
             for t in range(masks.shape[1]):
@@ -98,7 +124,7 @@ class ClipSampler:
     def _refresh(self) -> None:
         """Replace the oldest pool video by the next never-rendered one (round robin)."""
         index = self.rendered - 1  # the counter already includes this replacement
-        self.videos[index % len(self.videos)] = generate_video(index, preset=self.preset, seed=self.seed)
+        self.videos[index % len(self.videos)] = self._render(index)
 
     def sample(self) -> Clip:
         self.samples += 1
@@ -110,14 +136,15 @@ class ClipSampler:
         span = (self.clip_frames - 1) * step + 1
         start = int(self.rng.integers(0, max(total - span, 0) + 1))
         index = np.minimum(start + step * np.arange(self.clip_frames), total - 1)
-        frames = np.stack([self.box.apply(f, self.fill) for f in video.frames[index]])
-        masks = self._letterbox_masks(video.masks[:, index])
+        box = Letterbox.fit(video.frames.shape[1:3], self.input_hw)
+        frames = np.stack([box.apply(f, self.fill) for f in video.frames[index]])
+        masks = self._letterbox_masks(video.masks[:, index], box)
         keep = masks.any(axis=(1, 2, 3))
         masks = masks[keep]
         labels = video.category_ids[keep].astype(np.int64) - 1
         if self.rng.random() < 0.5:  # horizontal flip inside the content area
-            cw = self.box.content_hw[1]
+            cw = box.content_hw[1]
             frames[:, :, :cw] = frames[:, :, :cw][:, :, ::-1]
             masks[..., :cw] = masks[..., :cw][..., ::-1]
         return Clip(frames, labels, masks, mask_boxes(masks), masks.any(axis=(2, 3)),
-                    content_hw=self.box.content_hw)
+                    content_hw=box.content_hw)

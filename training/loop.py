@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from models import build_model
-from training.data import ClipSampler
+from training.data import ClipSampler, parse_aspects
 from training.ifc_loss import ifc_losses
 from training.tevit_loss import tevit_losses
 from training.vistr_loss import ASSIGNMENTS, vistr_losses
@@ -36,12 +36,20 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: int = 100
     grad_clip: float = 1.0
+    # Learning rate x this for every parameter whose name contains "backbone" (official IFC
+    # ``train_net.py:92-106`` with ``BACKBONE_MULTIPLIER: 0.1``, ``configs/base_ytvis.yaml:24``):
+    # a pretrained backbone moves slower than the heads trained from their init. 1.0: one rate.
+    backbone_lr_mult: float = 1.0
     pool_size: int = 120
     # Replace the pool's oldest video by a new one after every this many clips (0: fixed pool);
     # and the rendered videos' length (0: the synthetic ``train`` preset's). A refreshing pool
     # stops a run memorising its videos.
     refresh_every: int = 0
     video_frames: int = 0
+    # Aspect ratios of the rendered videos, e.g. "16:9,4:3" (round robin over the pool), each
+    # letterboxed into the model input with its own content size: the official models see every
+    # image at its own img_shape. "" renders 16:9 only (the val set's shape).
+    aspects: str = ""
     seed: int = 0
     init: str | None = None  # start from an earlier checkpoint
     # Comma-separated top-level modules to train (the rest frozen, in eval mode); None trains all.
@@ -77,7 +85,7 @@ def progress_of(step: int, elapsed_s: float, cfg) -> float:
 
 def scheduled_steps(optimizer: torch.optim.Optimizer, cfg, tag: str) -> Iterator[int]:
     """Step numbers 0, 1, ... of a run, each after setting every group's learning rate to
-    ``cfg.lr * lr_factor``; stops at ``cfg.iterations`` or at the ``cfg.minutes`` wall-clock cap
+    ``cfg.lr * lr_factor`` (times the group's ``lr_scale`` where it has one); stops at ``cfg.iterations`` or at the ``cfg.minutes`` wall-clock cap
     (saying so under ``[tag]``)."""
     start = time.perf_counter()
     for step in range(cfg.iterations):
@@ -86,7 +94,7 @@ def scheduled_steps(optimizer: torch.optim.Optimizer, cfg, tag: str) -> Iterator
             print(f"\n[{tag}] {cfg.minutes} min cap reached after {step} steps", file=sys.stderr)
             return
         for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, progress, cfg)
+            group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, progress, cfg)
         yield step
 
 
@@ -112,8 +120,10 @@ def train(cfg: TrainConfig, out: str | Path, log_every: int = 50) -> list[dict]:
     clip_frames = spec.fixed_frames or cfg.clip_frames
     sampler = ClipSampler(input_hw=spec.input_hw, mean=spec.mean, clip_frames=clip_frames,
                           pool_size=cfg.pool_size, seed=cfg.seed, refresh_every=cfg.refresh_every,
-                          video_frames=cfg.video_frames or None)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+                          video_frames=cfg.video_frames or None,
+                          aspects=parse_aspects(cfg.aspects))
+    optimizer = torch.optim.AdamW(param_groups(model, params, cfg.backbone_lr_mult), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     curve, window, start = [], [], time.perf_counter()
     for step in scheduled_steps(optimizer, cfg, "train"):
         losses = loss_of(model, [sampler.sample() for _ in range(cfg.clips_per_step)])
@@ -170,6 +180,19 @@ def trainable_parameters(model: torch.nn.Module, trainable: str | None) -> list[
         if name not in names:
             child.eval()
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def param_groups(model: torch.nn.Module, params: list[torch.nn.Parameter],
+                 backbone_lr_mult: float) -> list[dict]:
+    """``params`` as optimizer groups: those whose name in ``model`` contains ``backbone`` with
+    ``lr_scale`` = ``backbone_lr_mult``, the rest with 1 (official IFC ``train_net.py:92-106``);
+    one group when the multiplier is 1."""
+    if backbone_lr_mult == 1.0:
+        return [{"params": params}]
+    backbone = {id(p) for name, p in model.named_parameters() if "backbone" in name}
+    groups = [{"params": [p for p in params if id(p) not in backbone], "lr_scale": 1.0},
+              {"params": [p for p in params if id(p) in backbone], "lr_scale": backbone_lr_mult}]
+    return [g for g in groups if g["params"]]
 
 
 def selected_terms(losses: dict[str, torch.Tensor], terms: str | None) -> dict[str, torch.Tensor]:

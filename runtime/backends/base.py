@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from runtime.errors import ArtifactError, BackendInputError
+from runtime.errors import ArtifactError, BackendInputError, EngineError
 from runtime.manifest import CONTENT_HW, FRAMES, Manifest
 
 OUTPUT_NAMES = ("scores", "labels", "masks", "boxes", "embeddings", "query_index")
@@ -26,6 +26,7 @@ class Backend:
     """
 
     name = "base"
+    selection = ""  # how ``--backend auto`` chose this backend, and why (empty when named)
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
@@ -63,7 +64,13 @@ class Backend:
         self.check_input(frames)
         content_hw = self.check_content_hw(content_hw, frames.shape[0])
         start = time.perf_counter()
-        outputs = self.infer_impl(np.ascontiguousarray(frames), content_hw)
+        try:
+            outputs = self.infer_impl(np.ascontiguousarray(frames), content_hw)
+        except (RuntimeError, ValueError):
+            raise
+        except Exception as err:  # engines raise their own untyped errors (onnxruntime's Fail)
+            raise EngineError(f"{self.name} failed on a window of shape {frames.shape}: "
+                              f"{type(err).__name__}: {err}") from err
         self.last_inference_ms = (time.perf_counter() - start) * 1e3
         self.check_outputs(outputs, frames.shape[:2])
         return outputs

@@ -362,6 +362,9 @@ class TensorRTBackend(Backend):
 
     def infer_impl(self, frames: np.ndarray, content_hw: np.ndarray) -> dict[str, np.ndarray]:
         cudart, stream = self.cudart, self.stream
+        # the current device is per thread: the pipelined runtime (runtime.staged) calls infer
+        # from its own inference thread, which starts on GPU 0
+        cuda_call(cudart, cudart.cudaSetDevice(self.device))
         if frames.shape not in self._buffers:
             self._buffers[frames.shape] = self._allocate(frames.shape)
         buffers = self._buffers[frames.shape]

@@ -84,8 +84,8 @@ class TritonBackend(Backend):
         model: the Triton model name (default: the manifest's model, as export.triton names it).
         retry: backoff when no server answers (``ReconnectPolicy``; ``max_attempts`` rounds).
         timeout_s: deadline of one window's request.
-        device, precision, threads: accepted for the common backend signature; the server's
-            model configuration decides them.
+        device, precision, threads, stages: accepted for the common backend signature; the
+            server's model configuration decides them.
     """
 
     name = "triton"
@@ -93,7 +93,7 @@ class TritonBackend(Backend):
     def __init__(self, manifest: Manifest, *, server: str = DEFAULT_SERVER,
                  model: str | None = None, retry: ReconnectPolicy | None = None,
                  timeout_s: float = 30.0, device: str = "auto", precision: str = "fp32",
-                 threads: int = 0) -> None:
+                 threads: int = 0, stages: str = "auto") -> None:
         super().__init__(manifest)
         self.servers = parse_servers(server)
         self.model = model or manifest.model

@@ -1,4 +1,4 @@
-"""Two-stage onnxruntime backend (docs/contract.md §1): per-frame features are computed once per frame.
+"""Two-stage backends (docs/contract.md): per-frame features are computed once per frame.
 
 The manifest lists a frame stage (``frames`` uint8 [B, T, H, W, 3] -> per-frame features, each
 [B, T, ...]) and a clip stage (those features -> the contract outputs). Overlapping windows
@@ -19,7 +19,7 @@ import numpy as np
 
 from runtime.backends.base import OUTPUT_NAMES
 from runtime.backends.onnxrt import OnnxRuntimeBackend, check_session_io, open_session
-from runtime.manifest import CONTENT_HW, Manifest
+from runtime.manifest import CONTENT_HW, FRAMES, Manifest
 
 
 def frame_digest(frame: np.ndarray) -> bytes:
@@ -55,36 +55,29 @@ class FeatureCache:
         self.hits = self.misses = 0
 
 
-class TwoStageOnnxBackend(OnnxRuntimeBackend):
-    """``frame_stage.onnx`` + ``clip_stage.onnx`` with a per-frame feature cache.
+class StagedFeatures:
+    """The two-stage inference of any runner (onnxruntime, OpenVINO): per-frame features from a
+    content-keyed ``FeatureCache``, new frames through the frame stage, then the clip stage.
 
-    Same arguments as ``OnnxRuntimeBackend``, plus ``cache_frames`` (default: twice the
-    manifest's largest T). ``frames_computed`` counts frames that went through the frame stage.
+    Mixed into a ``Backend`` that provides ``manifest`` and two methods:
+    ``run_frame_stage(frames uint8 [1, n, H, W, 3]) -> [features [1, n, ...] in feature_names
+    order]`` and ``run_clip_stage(feeds) -> {output name: array}``. ``frames_computed`` counts
+    frames that went through the frame stage.
     """
 
-    name = "onnxruntime-two-stage"
-
-    def __init__(self, manifest: Manifest, *, cache_frames: int | None = None, **options) -> None:
-        super().__init__(manifest, **options)
+    def init_stages(self, manifest: Manifest, cache_frames: int | None) -> None:
         self.cache = FeatureCache(cache_frames or 2 * manifest.frames_range[2])
-        self.frame_session = self.clip_session = None
         self.feature_names: list[str] = []
+        self.clip_takes_content_hw = False
 
     @property
     def frames_computed(self) -> int:
         """Frames that went through the frame stage since activation (the cache's misses)."""
         return self.cache.misses
 
-    def activate_impl(self) -> None:
-        opts = {"device": self.device, "optimization": self.optimization, "threads": self.threads}
-        frame_entry = self.manifest.artifact("onnx", self.precision, stage="frame")
-        clip_entry = self.manifest.artifact("onnx", self.precision, stage="clip")
-        self.frame_session = open_session(self.manifest, frame_entry, **opts)
-        self.clip_session = open_session(self.manifest, clip_entry, **opts)
-        self.providers = self.frame_session.get_providers()
-        check_session_io(self.manifest, [(frame_entry, self.frame_session),
-                                         (clip_entry, self.clip_session)])
-        wanted = [i.name for i in self.clip_session.get_inputs()]
+    def link_stages(self, wanted: list[str]) -> None:
+        """Remember the clip stage's inputs ``wanted`` (features, then maybe ``content_hw``) and
+        empty the cache; ``check_session_io`` has checked the hand-over against the manifest."""
         self.feature_names = [n for n in wanted if n != CONTENT_HW]
         self.clip_takes_content_hw = CONTENT_HW in wanted
         self.cache.clear()
@@ -106,7 +99,7 @@ class TwoStageOnnxBackend(OnnxRuntimeBackend):
         t_max = self.manifest.frames_range[2]
         for start in range(0, len(missing), t_max):  # new frames as one clip of <= T_max frames
             chunk = missing[start:start + t_max]
-            computed = self.frame_session.run(self.feature_names, {"frames": flat[chunk][None]})
+            computed = self.run_frame_stage(flat[chunk][None])
             for n, i in enumerate(chunk):
                 value = tuple(np.ascontiguousarray(f[0, n]) for f in computed)
                 features[keys[i]] = value
@@ -116,6 +109,38 @@ class TwoStageOnnxBackend(OnnxRuntimeBackend):
         feeds = dict(zip(self.feature_names, stacked, strict=True))
         if self.clip_takes_content_hw:
             feeds[CONTENT_HW] = content_hw
+        return self.run_clip_stage(feeds)
+
+
+class TwoStageOnnxBackend(StagedFeatures, OnnxRuntimeBackend):
+    """``frame_stage.onnx`` + ``clip_stage.onnx`` with a per-frame feature cache.
+
+    Same arguments as ``OnnxRuntimeBackend``, plus ``cache_frames`` (default: twice the
+    manifest's largest T). ``frames_computed`` counts frames that went through the frame stage.
+    """
+
+    name = "onnxruntime-two-stage"
+
+    def __init__(self, manifest: Manifest, *, cache_frames: int | None = None, **options) -> None:
+        super().__init__(manifest, **options)
+        self.init_stages(manifest, cache_frames)
+        self.frame_session = self.clip_session = None
+
+    def activate_impl(self) -> None:
+        opts = {"device": self.device, "optimization": self.optimization, "threads": self.threads}
+        frame_entry = self.manifest.artifact("onnx", self.precision, stage="frame")
+        clip_entry = self.manifest.artifact("onnx", self.precision, stage="clip")
+        self.frame_session = open_session(self.manifest, frame_entry, **opts)
+        self.clip_session = open_session(self.manifest, clip_entry, **opts)
+        self.providers = self.frame_session.get_providers()
+        check_session_io(self.manifest, [(frame_entry, self.frame_session),
+                                         (clip_entry, self.clip_session)])
+        self.link_stages([i.name for i in self.clip_session.get_inputs()])
+
+    def run_frame_stage(self, frames: np.ndarray) -> list[np.ndarray]:
+        return self.frame_session.run(self.feature_names, {FRAMES: frames})
+
+    def run_clip_stage(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self.clip_session.run(list(OUTPUT_NAMES), feeds)
         return dict(zip(OUTPUT_NAMES, values, strict=True))
 

@@ -1,5 +1,6 @@
-"""``--backend triton`` options of ``python -m runtime.stream``: ``--server``, ``--model``,
-``--server-retries``, ``--server-timeout`` (kept apart from ``runtime.stream_cli``)."""
+"""``--backend triton`` options of ``python -m runtime.stream`` (one source or several):
+``--server``, ``--model``, ``--server-retries``, ``--server-timeout`` (kept apart from
+``runtime.stream_cli`` and ``runtime.multi_cli``)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,11 @@ def check_triton_options(args: argparse.Namespace) -> None:
         check_positive("--server-timeout", args.server_timeout)
 
 
-def triton_backend(args: argparse.Namespace):
-    """The (not yet active) Triton client backend for ``args.artifacts``."""
+def chosen_backend(args: argparse.Namespace):
+    """``args.backend`` (a name), or for ``triton`` the client backend for ``args.artifacts``
+    (not yet active) built from the options above."""
+    if args.backend != "triton":
+        return args.backend
     from runtime.backends import open_backend
     from runtime.backends.triton import DEFAULT_SERVER
     from runtime.manifest import load_manifest

@@ -35,3 +35,13 @@ def test_report_cli_writes_the_table(tiny_tevit_artifacts, two_videos, tmp_path,
     table = out.read_text()
     assert "| tevit | fp32 | streaming |" in table
     assert "int8" not in table  # not calibrated in this artifact: skipped, not faked
+
+
+def test_openvino_rows_score_like_onnxruntime(tiny_tevit_artifacts, two_videos):
+    rows = {backend: report.evaluate_variant(tiny_tevit_artifacts, "fp32", "streaming",
+                                             two_videos, [1, 2], backend=backend)
+            for backend in ("onnxruntime", "openvino")}
+    assert rows["openvino"].variant == "fp32 (openvino)" and rows["onnxruntime"].variant == "fp32"
+    for metric in ("ap", "ap50", "idf1"):  # same tracks: same scores
+        assert abs(getattr(rows["openvino"], metric) - getattr(rows["onnxruntime"], metric)) < 1e-6
+    assert rows["openvino"].idsw == rows["onnxruntime"].idsw

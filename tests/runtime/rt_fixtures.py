@@ -117,9 +117,10 @@ def build_contract_graph(height: int, width: int, *, fixed_frames: int | None = 
 
 
 def build_contract_artifacts(directory: Path, *, height: int = 64, width: int = 96,
-                             fixed_frames: int | None = None, window: tuple[int, int] = (5, 3)
-                             ) -> Path:
-    """Write model.onnx + manifest.json for the contract graph into ``directory``."""
+                             fixed_frames: int | None = None, window: tuple[int, int] = (5, 3),
+                             batch_max: int = 2) -> Path:
+    """Write model.onnx + manifest.json for the contract graph into ``directory`` (engine
+    batches of 1..``batch_max`` windows)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     onnx.save(build_contract_graph(height, width, fixed_frames=fixed_frames),
@@ -130,7 +131,7 @@ def build_contract_artifacts(directory: Path, *, height: int = 64, width: int = 
         "format": "visdeploy.manifest/1", "model": "contract", "preset": "test",
         "classes": CLASSES,
         "input": {"height": height, "width": width, "frames": frames,
-                  "batch": {"min": 1, "opt": 1, "max": 2},
+                  "batch": {"min": 1, "opt": 1, "max": batch_max},
                   "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]},
         "outputs": {"K": 3, "embedding_dim": 4},
         "window": {"length": window[0], "stride": window[1]},

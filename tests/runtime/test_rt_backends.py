@@ -17,6 +17,7 @@ from runtime.errors import (
     BackendInputError,
     BackendUnavailableError,
     ConfigError,
+    EngineError,
     ManifestError,
 )
 from runtime.manifest import load_manifest, sha256_file
@@ -42,6 +43,23 @@ def test_onnxruntime_outputs_follow_contract(contract_artifacts):
     assert out["scores"].shape == (2, 3) and out["labels"].dtype == np.int32
     assert out["masks"].shape == (2, 3, 3, 16, 24) and out["boxes"].shape == (2, 3, 3, 4)
     assert np.allclose(np.linalg.norm(out["embeddings"], axis=-1), 1)
+
+
+def test_an_engine_failure_is_reported_as_a_runtime_engine_error(contract_artifacts):
+    """onnxruntime raises its own ``Fail`` (a plain Exception subclass); the runtime reports it
+    as EngineError (a RuntimeError) so the CLI writes the finished frames and exits 1."""
+    backend = OnnxRuntimeBackend(load_manifest(contract_artifacts), device="cpu")
+    with backend:
+        real = backend.session
+
+        class Failing:
+            def run(self, *args):
+                raise ort.capi.onnxruntime_pybind11_state.Fail("kernel failed")
+
+        backend.session = Failing()
+        with pytest.raises(EngineError, match=r"onnxruntime failed on a window of shape \(1, 5, 64, 96, 3\): Fail: kernel failed"):
+            backend.infer(_frames())
+        backend.session = real
 
 
 def test_contract_graph_masks_follow_colours(contract_artifacts):
@@ -123,8 +141,8 @@ def test_tensorrt_without_the_package_is_a_clear_error(contract_artifacts):
 
 def test_unknown_backend_and_device(contract_artifacts):
     manifest = load_manifest(contract_artifacts)
-    with pytest.raises(ConfigError, match="unknown backend 'triton'"):
-        open_backend(manifest, "triton")
+    with pytest.raises(ConfigError, match="unknown backend 'tflite'"):
+        open_backend(manifest, "tflite")
     with pytest.raises(ConfigError, match="unknown device"):
         select_providers("npu", ["CPUExecutionProvider"])
     with pytest.raises(ConfigError, match="optimization"):

@@ -72,6 +72,23 @@ def test_pipeline_import_leaves_scipy_for_the_tracker():
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
 
 
+def test_openvino_backend_runs_with_torch_blocked(contract_artifacts, tmp_path):
+    frames, _ = F.make_clip(8)
+    F.write_folder(tmp_path / "clip", frames)
+    script = BLOCKER + """
+from runtime import Pipeline
+source, artifacts = sys.argv[1:3]
+with Pipeline(artifacts, backend="openvino") as pipeline:
+    frames = sum(1 for _ in pipeline.run(source))
+    kind = type(pipeline.backend).__name__
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+print("RESULT", kind, frames, heavy)
+"""
+    proc = _run(script, tmp_path / "clip", contract_artifacts)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "RESULT OpenVINOBackend 8 []" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
 def test_triton_model_imports_neither_opencv_nor_scipy():
     """Triton's Python backend imports runtime.serving.python_model in the server environment,
     which has numpy < 2 and no OpenCV or SciPy (docs/serving.md): keep them off that path, and

@@ -30,7 +30,7 @@ from runtime.serving.process import TritonServer, free_tcp_ports
 from runtime.serving.server import Ports, default_server_env, find_install
 from runtime.sources import ReconnectPolicy, open_source
 from runtime.sources.base import FrameSource
-from runtime.stream_cli import run as stream_main
+from runtime.stream import main as stream_main
 
 pytest.importorskip("tritonclient.grpc", reason="needs tritonclient[grpc]: pip install -e "
                     "'.[serve]' (make test installs it)")
@@ -59,6 +59,7 @@ def artifacts(tmp_path_factory, tiny_tevit_artifacts) -> dict[str, Path]:
     content_hw (IFC-like), a fixed-T graph (VisTR-like) and the tiny TeViT export."""
     root = tmp_path_factory.mktemp("triton_art")
     return {"contract": F.build_contract_artifacts(root / "contract"),
+            "batch4": F.build_contract_artifacts(root / "batch4", batch_max=4),
             "twostage": F.build_two_stage_contract_artifacts(root / "twostage",
                                                              clip_content_hw=True),
             "fixed": F.build_contract_artifacts(root / "fixed", fixed_frames=8),
@@ -125,8 +126,6 @@ def test_windows_match_the_local_backend(server, artifacts, model):
 
 
 def test_dynamic_batcher_gathers_clients_and_returns_each_its_rows(server, artifacts):
-    import tritonclient.grpc as grpcclient
-
     art = artifacts["contract"]
     frames, _ = random_windows(art, 2, seed=5)
     with open_backend(load_manifest(art), "onnxruntime", device="cpu") as local:
@@ -144,11 +143,7 @@ def test_dynamic_batcher_gathers_clients_and_returns_each_its_rows(server, artif
         thread.join(timeout=60)
     for i in range(2):
         assert_same_outputs(got[i], want[i])
-    stats = grpcclient.InferenceServerClient(server.grpc_address).get_inference_statistics(
-        "batched", as_json=True)["model_stats"][0]
-    executed = {int(b["batch_size"]): int(b["compute_infer"]["count"])
-                for b in stats.get("batch_stats", [])}
-    assert executed == {2: 1}  # both windows in one execution of the model
+    assert _batch_sizes(server, "batched") == {2: 1}  # both windows in one execution
 
 
 def _events(path: Path) -> list[dict]:
@@ -196,6 +191,38 @@ def test_four_concurrent_streams_give_the_local_tracks(server, artifacts, tmp_pa
         thread.join(timeout=120)
     assert [remote.get(i) for i in range(4)] == local
     assert [len(t) for t in local] == [23, 30, 17, 26]
+
+
+def _batch_sizes(server: TritonServer, model: str) -> dict[int, int]:
+    import tritonclient.grpc as grpcclient
+
+    stats = grpcclient.InferenceServerClient(server.grpc_address).get_inference_statistics(
+        model, as_json=True)["model_stats"][0]
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"])
+            for b in stats.get("batch_stats", [])}
+
+
+def test_four_streams_of_one_process_through_triton_write_the_local_outputs(server, artifacts,
+                                                                            tmp_path):
+    """``python -m runtime.stream A B C D --backend triton``: the multi-stream runtime batches
+    the four streams' windows and sends them to Triton; every stream's events equal the local
+    backend's."""
+    clips = [F.write_mp4(tmp_path / f"{name}.mp4", F.make_clip(n, size)[0]) for name, n, size in
+             (("a", 20, (90, 160)), ("b", 14, (120, 100)), ("c", 9, (60, 200)),
+              ("d", 17, (100, 100)))]
+    common = [*map(str, clips), "--artifacts", str(artifacts["batch4"]), "--outputs", "events",
+              "--device", "cpu", "--quiet", "--max-batch-wait-ms", "200"]
+    before = _batch_sizes(server, "batch4")
+    assert stream_main(common + ["--out-dir", str(tmp_path / "local"),
+                                 "--backend", "onnxruntime"]) == 0
+    assert stream_main(common + ["--out-dir", str(tmp_path / "triton"), "--backend", "triton",
+                                 "--server", server.grpc_address, "--model", "batch4"]) == 0
+    for name, frames in zip("abcd", (20, 14, 9, 17), strict=True):
+        local = _events(tmp_path / "local" / name / "events.jsonl")
+        assert len(local) == frames
+        assert _events(tmp_path / "triton" / name / "events.jsonl") == local
+    after = _batch_sizes(server, "batch4")
+    assert max(b for b in after if after[b] > before.get(b, 0)) > 1  # streams met in a batch
 
 
 def test_refusals_before_the_first_frame(server, artifacts, tmp_path, capsys):

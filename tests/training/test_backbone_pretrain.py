@@ -1,36 +1,47 @@
-"""VisTR backbone pretraining: BatchNorm in and out of FrozenBN, dense targets, a real short run."""
+"""Backbone pretraining (VisTR and IFC): BatchNorm in and out of each family's FrozenBN, dense
+targets, real short runs."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
-from torchvision.ops.misc import FrozenBatchNorm2d
 
 from models import build_model
 from training.backbone_pretrain import (
+    ADAPTERS,
     PretrainConfig,
     freeze_batchnorm,
+    main,
     pretrain,
     semantic_targets,
     unfreeze_batchnorm,
 )
+
+# where each family's body sits in the state dict, and a key of its official FrozenBN layout
+BODY_PREFIX = {"vistr": "vistr.backbone.0.", "ifc": "detr.backbone.0."}
+OFFICIAL_NORM_KEY = {"vistr": "vistr.backbone.0.body.layer1.0.bn1.running_var",
+                     "ifc": "detr.backbone.0.backbone.res2.0.conv1.norm.running_var"}
 
 
 def _count(module: nn.Module, kind: type) -> int:
     return sum(isinstance(m, kind) for m in module.modules())
 
 
-def test_batchnorm_round_trip_keeps_the_function_and_the_layout():
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_batchnorm_round_trip_keeps_the_function_and_the_layout(name):
     torch.manual_seed(0)
-    body = build_model("vistr", "tiny", None).vistr.backbone[0]
-    frozen_total = _count(body, FrozenBatchNorm2d)
+    adapter = ADAPTERS[name]
+    body = adapter.body(build_model(name, "tiny", None))
+    frozen = adapter.frozen
+    frozen_total = _count(body, frozen)
     keys = list(body.state_dict())
     images = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         before = [f.clone() for f in body(images)]
-    assert unfreeze_batchnorm(body) == frozen_total > 0
-    assert _count(body, FrozenBatchNorm2d) == 0
+    assert unfreeze_batchnorm(body, frozen) == frozen_total > 0
+    assert _count(body, frozen) == 0
     body.eval()
     with torch.no_grad():
         for a, b in zip(before, body(images)):
@@ -42,12 +53,52 @@ def test_batchnorm_round_trip_keeps_the_function_and_the_layout():
     body.eval()
     with torch.no_grad():
         trained = [f.clone() for f in body(images)]
-    assert freeze_batchnorm(body) == frozen_total
-    assert _count(body, nn.BatchNorm2d) == 0
+    assert freeze_batchnorm(body, frozen) == frozen_total
+    assert _count(body, nn.BatchNorm2d) == 0 and _count(body, frozen) == frozen_total
     with torch.no_grad():
         for a, b in zip(trained, body(images)):
             torch.testing.assert_close(a, b)
     assert list(body.state_dict()) == keys  # official FrozenBN keys, no num_batches_tracked
+
+
+def test_the_adapters_feed_the_dense_head_strides_8_16_32():
+    for name, adapter in ADAPTERS.items():
+        model = build_model(name, "tiny", None)
+        frames = torch.zeros(2, *model.spec.input_hw, 3, dtype=torch.uint8)
+        with torch.no_grad():
+            levels = adapter.levels(adapter.body(model)(adapter.images(model, frames)))
+        h, w = model.spec.input_hw
+        assert [tuple(f.shape) for f in levels] == [
+            (2, c, h // s, w // s) for c, s in zip(adapter.channels(model), (8, 16, 32))], name
+
+
+@pytest.mark.parametrize("input_format", ["RGB", "BGR"])
+def test_the_ifc_adapter_feeds_the_body_what_the_frame_stage_feeds_it(input_format):
+    import dataclasses
+
+    from models.ifc.config import PRESETS
+    from models.ifc.model import IFCModel
+
+    torch.manual_seed(0)
+    model = IFCModel(dataclasses.replace(PRESETS["tiny"], input_format=input_format)).eval()
+    frames = torch.randint(0, 256, (1, 2, *model.spec.input_hw, 3), dtype=torch.uint8)
+    seen = {}
+    hook = model.detr.backbone.register_forward_hook(lambda m, i, o: seen.update(levels=o))
+    with torch.no_grad():
+        model.frame_stage(frames)
+        hook.remove()
+        adapter = ADAPTERS["ifc"]
+        levels = adapter.levels(adapter.body(model)(adapter.images(model, frames[0])))
+    for a, b in zip(seen["levels"], levels, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_an_unknown_model_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no adapter for 'tevit'; models: ifc, vistr"):
+        pretrain(PretrainConfig(model="tevit"), tmp_path / "x.pth")
+    with pytest.raises(SystemExit):
+        main(["--model", "tevit", "--out", str(tmp_path / "x.pth")])
+    assert "invalid choice: 'tevit'" in capsys.readouterr().err
 
 
 def test_semantic_targets_sample_cell_centres_with_class_plus_one():
@@ -59,20 +110,25 @@ def test_semantic_targets_sample_cell_centres_with_class_plus_one():
     assert semantic_targets(np.zeros(0, dtype=np.int64), masks[:0], (2, 2)).sum() == 0
 
 
-def test_a_short_run_trains_only_the_backbone_and_loads_strictly(tmp_path):
-    cfg = PretrainConfig(iterations=2, frames_per_step=2, pool_size=2, warmup=1)
-    out = tmp_path / "vistr_tiny.pth.backbone"
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_a_short_run_trains_only_the_backbone_and_loads_strictly(name, tmp_path):
+    cfg = PretrainConfig(model=name, iterations=2, frames_per_step=2, pool_size=2, warmup=1,
+                         video_frames=3)
+    out = tmp_path / f"{name}_tiny.pth.backbone"
     pretrain(cfg, out, log_every=1)
     torch.manual_seed(cfg.seed)
-    init = build_model("vistr", "tiny", None).state_dict()
-    trained = build_model("vistr", "tiny", out).state_dict()  # strict load
+    init = build_model(name, "tiny", None).state_dict()
+    trained = build_model(name, "tiny", out).state_dict()  # strict load
+    assert list(trained) == list(init)  # the official key layout, nothing added or lost
     changed = {k for k in init if not torch.equal(init[k].half().float(), trained[k].float())}
-    assert changed and all(k.startswith("vistr.backbone.0.") for k in changed)
-    assert any(k.endswith("running_var") for k in changed)  # the BatchNorm statistics were folded
+    assert changed and all(k.startswith(BODY_PREFIX[name]) for k in changed)
+    assert OFFICIAL_NORM_KEY[name] in changed  # the BatchNorm statistics were folded
+    assert any(trained[k].dim() == 4 for k in changed)  # the convolutions trained too
     meta = torch.load(out, map_location="cpu", weights_only=True)["meta"]
-    assert meta["config"]["stage"] == "backbone_pretrain"
+    assert meta["config"]["stage"] == "backbone_pretrain" and meta["config"]["model"] == name
     assert [row["step"] for row in meta["curve"]] == [1, 2]
     assert meta["command"].startswith("python -m training.backbone_pretrain")
+    assert ("--model ifc" in meta["command"]) == (name == "ifc")  # vistr is the default
 
 
 def test_a_run_continues_from_an_earlier_pretraining_on_a_refreshing_pool(tmp_path):
@@ -90,36 +146,3 @@ def test_a_run_continues_from_an_earlier_pretraining_on_a_refreshing_pool(tmp_pa
     assert meta["history"][-1]["config"]["stage"] == "backbone_pretrain"  # the first run, recorded
     assert "--init" in meta["command"] and "--refresh-every 1" in meta["command"]
 
-
-def _load_probe():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "bench" / "vistr_backbone_probe.py"
-    spec = importlib.util.spec_from_file_location("vistr_backbone_probe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_backbone_probe_separates_informative_features_and_not_noise():
-    probe = _load_probe()
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 5, 400)
-    centres = rng.normal(size=(5, 16)) * 4
-    informative = (centres[labels] + rng.normal(size=(400, 16))).astype(np.float32)
-    _, unseen = probe.probe_accuracy(informative[:300], labels[:300], informative[300:], labels[300:], 5)
-    assert unseen > 0.95
-    noise = rng.normal(size=(400, 16)).astype(np.float32)
-    _, chance = probe.probe_accuracy(noise[:300], labels[:300], noise[300:], labels[300:], 5)
-    assert chance < 0.45
-
-
-def test_the_backbone_probe_pools_features_inside_each_object():
-    probe = _load_probe()
-    model = build_model("vistr", "tiny", None).eval()
-    features, labels = probe.pooled_features(model, seed=3, clips=1, videos=1)
-    assert set(features) == set(probe.MAPS) and len(labels) >= 1
-    widths = model.cfg.backbone_channels
-    assert [features[k].shape for k in probe.MAPS] == [(len(labels), c) for c in
-                                                      (widths[1], widths[2], widths[3], model.cfg.hidden_dim)]

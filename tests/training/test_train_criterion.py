@@ -68,6 +68,26 @@ def test_a_refreshing_pool_renders_new_videos_oldest_first_and_a_fixed_pool_neve
     assert fresh.videos[0].frames.shape[0] == 4
 
 
+def test_mixed_aspect_pools_letterbox_each_video_with_its_own_content_size():
+    from training.data import parse_aspects
+
+    sampler = ClipSampler(input_hw=(64, 96), mean=(0.0, 0.0, 0.0), clip_frames=2, pool_size=4,
+                          video_frames=3, verbose=False, aspects=parse_aspects("16:9,4:3"))
+    shapes = [v.frames.shape[1:3] for v in sampler.videos]
+    assert shapes == [(54, 96), (64, 84), (54, 96), (64, 84)]  # even sizes, filling one side
+    seen = set()
+    for _ in range(30):
+        clip = sampler.sample()
+        h, w = clip.content_hw
+        seen.add((h, w))
+        assert clip.masks[..., h:, :].sum() == 0 and clip.masks[..., :, w:].sum() == 0
+        assert (clip.frames[:, h:] == 0).all() and (clip.frames[:, :, w:] == 0).all()  # padding
+    assert seen == {(54, 96), (64, 84)}
+    assert parse_aspects("") is None
+    with pytest.raises(ValueError, match="W:H pairs such as 16:9,4:3"):
+        parse_aspects("16:9,four:3")
+
+
 def test_a_negative_refresh_interval_is_a_clear_error():
     with pytest.raises(ValueError, match="refresh_every must be >= 0"):
         ClipSampler(input_hw=(64, 96), mean=(0.0, 0.0, 0.0), pool_size=1, refresh_every=-1, verbose=False)

@@ -90,11 +90,22 @@ def test_recipe_stages_chain_their_checkpoints(model):
         assert current[current.index("--init") + 1] == previous[-1]
         if previous[0] != PRETRAIN:  # pretraining only comes before the detector stages
             assert current[0] != PRETRAIN
-    for command in commands:  # every stage parses with its own CLI
+    for command in commands:  # every stage parses with its own CLI, for the recipe's model
         if command[0] == PRETRAIN:
-            backbone_pretrain_parser_accepts(command[1:])
+            assert backbone_pretrain_parser_accepts(command[1:]).model == model
+        else:
+            assert training_parser_accepts(command).model == model
     with pytest.raises(SystemExit, match="recipe"):
         stage_commands("nope", "x.pth")
+
+
+def test_the_ifc_recipe_pretrains_then_trains_on_refreshing_pools_within_90_minutes():
+    commands = stage_commands("ifc", "checkpoints/ifc_tiny.pth")
+    assert [c[0] for c in commands] == [PRETRAIN, "ifc"]
+    configs = [backbone_pretrain_parser_accepts(commands[0][1:]), training_parser_accepts(commands[1])]
+    assert all(cfg.refresh_every > 0 for cfg in configs)  # never-repeating videos from the start
+    assert sum(cfg.minutes for cfg in configs) <= 90
+    assert configs[1].clip_frames == 5 and configs[1].backbone_lr_mult == 0.1  # near-online T, official
 
 
 def test_recipe_runs_a_pretrain_stage_with_its_own_cli(tmp_path):
@@ -107,17 +118,47 @@ def test_recipe_runs_a_pretrain_stage_with_its_own_cli(tmp_path):
             mock.patch.object(backbone_pretrain, "main", return_value=0) as pretrain_main, \
             mock.patch.object(cli, "train", return_value=[{"step": 1}]) as train:
         assert cli.main(["vistr", "--recipe", "--out", out]) == 0
-    pretrain_main.assert_called_once_with(["--preset", "tiny", "--minutes", "1", "--out", f"{out}.stage0"])
+    pretrain_main.assert_called_once_with(["--preset", "tiny", "--model", "vistr", "--minutes", "1",
+                                           "--out", f"{out}.stage0"])
     cfg = train.call_args.args[0]
     assert (cfg.model, cfg.lr, cfg.init, train.call_args.args[1]) == ("vistr", 1e-4, f"{out}.stage0", out)
 
 
-def backbone_pretrain_parser_accepts(argv: list[str]) -> None:
+def backbone_pretrain_parser_accepts(argv: list[str]):
+    """The PretrainConfig that ``python -m training.backbone_pretrain ARGV`` would run."""
     from training import backbone_pretrain
 
     with mock.patch.object(backbone_pretrain, "pretrain", return_value=[]) as run:
         assert backbone_pretrain.main(argv) == 0
     assert run.call_count == 1
+    return run.call_args.args[0]
+
+
+def training_parser_accepts(argv: list[str]) -> TrainConfig:
+    """The TrainConfig that ``python -m training ARGV`` would run."""
+    import training.__main__ as cli
+
+    with mock.patch.object(cli, "train", return_value=[{"step": 1}]) as run:
+        assert cli.main(list(argv)) == 0
+    assert run.call_count == 1
+    return run.call_args.args[0]
+
+
+def test_the_backbone_learning_rate_multiplier_scales_only_backbone_parameters():
+    from training.loop import param_groups, scheduled_steps
+
+    model = build_model("ifc", "tiny")
+    params = list(model.parameters())
+    assert param_groups(model, params, 1.0) == [{"params": params}]  # one rate: one group
+    heads, backbone = param_groups(model, params, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert backbone["params"] and all(names[id(p)].startswith("detr.backbone.") for p in backbone["params"])
+    assert heads["params"] and not any("backbone" in names[id(p)] for p in heads["params"])
+    assert len(heads["params"]) + len(backbone["params"]) == len(params)
+    optimizer = torch.optim.AdamW([heads, backbone], lr=1.0)
+    cfg = TrainConfig(lr=3e-4, warmup=1, iterations=10)
+    next(scheduled_steps(optimizer, cfg, "test"))
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([3e-4, 3e-5])
 
 
 def test_checkpoint_meta_keeps_the_earlier_stages(tmp_path):

@@ -1,0 +1,202 @@
+"""The variants bench/speed.py times for one model: the export, its FP16/INT8 graphs, and a
+callable per (runtime, precision, form).
+
+``prepare_model`` exports ``name``/``preset`` at an input size into a work directory (reused
+when its manifest is there), calibrates FP16 and ModelOpt INT8 with ``calibration`` (the
+project's keep-lists and parity/AP budget) and, when nncf is installed, writes NNCF's INT8 graph
+into a sibling directory (``-nncf``) checked against the same budget. ``open_runners`` opens
+PyTorch eager, onnxruntime and OpenVINO on every graph that exists; each runner maps one
+``Windows`` (batch 1) to the contract outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from calibration.calibrate import CalibrationOptions, calibrate_artifacts
+from export.artifacts import export_artifacts
+from models import build_model
+from runtime.backends import open_backend
+from runtime.manifest import load_manifest
+
+STAGED = {"one": "", "two": " two-stage"}
+
+
+@dataclass
+class Prepared:
+    """A model's artifact directories and what happened while making them."""
+
+    name: str
+    preset: str
+    directory: Path
+    nncf_directory: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    int8_checks: dict[str, dict] = field(default_factory=dict)  # engine -> budget measurement
+
+
+def export_dir(workdir: Path, name: str, preset: str, hw: tuple[int, int], roi_align) -> Path:
+    return workdir / f"{name}-{preset}-{hw[0]}x{hw[1]}{'-' + roi_align if roi_align else ''}"
+
+
+def prepare_model(name: str, preset: str, hw: tuple[int, int], workdir: Path, args) -> Prepared:
+    roi_align = args.roi_align if name == "tevit" else None
+    directory = export_dir(workdir, name, preset, hw, roi_align)
+    if not (directory / "manifest.json").is_file():
+        start = time.perf_counter()
+        export_artifacts(name, preset, directory, input_hw=hw, roi_align=roi_align,
+                         parity_cases=((1, 2),))
+        print(f"[{name}/{preset}] exported in {time.perf_counter() - start:.0f} s", flush=True)
+    prepared = Prepared(name, preset, directory)
+    have = {e["precision"] for e in load_manifest(directory).data["artifacts"]}
+    options = CalibrationOptions(windows=args.calib_windows, eval_windows=args.eval_windows,
+                                 ap_data=args.ap_data, ap_videos=args.ap_videos,
+                                 threads=args.threads, progress=False)
+    for precision in [p for p in ("fp16", "int8") if p in args.precisions and p not in have]:
+        try:
+            section = calibrate_artifacts(directory, precision=precision, data=args.calib_data,
+                                          options=options)
+            if precision == "int8":
+                prepared.int8_checks["modelopt"] = section["final"]
+        except Exception as err:  # a failed conversion is a table note, not the end of the run
+            prepared.notes.append(f"{precision} calibration failed: {err}")
+    report = directory / "calibration_report.json"
+    if "int8" in have and report.is_file():
+        prepared.int8_checks["modelopt"] = json.loads(report.read_text())["int8"]["final"]
+    if "int8" in args.precisions and "nncf" in args.int8_engines:
+        prepare_nncf(prepared, args, options)
+    return prepared
+
+
+def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
+    """``<directory>-nncf``: the FP32 export plus NNCF's ``model.int8.onnx``, quantized on the
+    calibration windows ModelOpt gets and held to the same budget (``nncf_fallback``)."""
+    from calibration.calibrate import calibration_job
+    from calibration.graph import select
+    from calibration.nncf_int8 import quantize_nncf
+    from calibration.report import onnx_entry, update_manifest
+
+    target = prepared.directory.with_name(prepared.directory.name + "-nncf")
+    manifest = load_manifest(prepared.directory)
+    fp32 = manifest.artifact("onnx", "fp32")
+    if not _has_int8(target):
+        job = calibration_job(prepared.directory, args.calib_data, options)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        shutil.copyfile(prepared.directory / fp32["file"], target / fp32["file"])
+        (target / "manifest.json").write_text(
+            json.dumps(dict(manifest.data, artifacts=[fp32]), indent=2) + "\n")
+        exclude = set().union(*select(job.infos, list(job.keep.int8_exclude)).values())
+        try:
+            result = quantize_nncf(target / fp32["file"], target / "model.int8.onnx",
+                                   list(job.calib.windows.feeds(manifest.entry_inputs(fp32))),
+                                   exclude=exclude)
+            prepared.int8_checks["nncf"] = nncf_fallback(job, target / "model.int8.onnx")
+        except Exception as err:  # a failed quantizer or check is a table note, not the end
+            prepared.notes.append(f"NNCF INT8 failed: {' '.join(str(err).split())[:300]}")
+            return
+        update_manifest(target, onnx_entry(target, "model.int8.onnx", precision="int8",
+                                           calibration=dict(result.as_dict(), **{
+                                               "final": prepared.int8_checks["nncf"]})))
+    prepared.nncf_directory = target
+    entry = load_manifest(target).artifact("onnx", "int8")
+    prepared.int8_checks.setdefault("nncf", entry["calibration"].get("final", {}))
+
+
+def _has_int8(directory: Path) -> bool:
+    return (directory / "manifest.json").is_file() and any(
+        e["precision"] == "int8" for e in load_manifest(directory).data["artifacts"])
+
+
+def nncf_fallback(job, path: Path) -> dict:
+    """The project's budget fallback on NNCF's graph: blocks go back to FP32, the most
+    sensitive first, until ``job.check`` holds (as calibration does for ModelOpt's graph).
+    Rewrites ``path``; returns the final measurement with the one before the fallback."""
+    import onnx
+
+    from calibration.nncf_int8 import only_qdq_added
+    from calibration.qdq import quantized_nodes
+    from calibration.sensitivity import block_sensitivity, fallback
+
+    qmodel = onnx.load(str(path))
+    quantized = quantized_nodes(qmodel)
+    before = job.check.measure(qmodel)
+    if before.within_budget or not only_qdq_added(job.fp32, qmodel):
+        return {**before.as_dict(), "before_fallback": before.value, "blocks_back_to_fp32": 0}
+    rows = block_sensitivity(qmodel, job.fp32, job.infos, quantized, job.ranker,
+                             depth=job.options.block_depth or job.keep.block_depth,
+                             progress=False)
+    model, record = fallback(qmodel, job.fp32, quantized, rows, job.check)
+    onnx.save(model, str(path))
+    return {**record.final.as_dict(), "before_fallback": before.value,
+            "blocks_back_to_fp32": len(record.steps) - 1,
+            "int8_nodes": f"{len(quantized_nodes(model))} of {len(quantized)}"}
+
+
+def eager_model(name: str, preset: str, hw: tuple[int, int] | None):
+    """The eager model the export was made from: the repository checkpoint for trained presets,
+    else the exporter's seeded init, at input size ``hw`` (None = the preset's)."""
+    from export.artifacts import RANDOM_INIT_SEED, default_checkpoint
+
+    torch.manual_seed(RANDOM_INIT_SEED)
+    return build_model(name, preset, default_checkpoint(name, preset), input_hw=hw)
+
+
+def eager_runner(name: str, preset: str, directory: Path, hw: tuple[int, int]):
+    """PyTorch eager of the exported model, in the same RoIAlign form as the export."""
+    model = eager_model(name, preset, hw)
+    if name == "tevit":
+        roi_align = load_manifest(directory).data.get("model_extra", {}).get("roi_align")
+        if roi_align:
+            model.use_roi_align(roi_align)
+
+    def run(window):
+        with torch.inference_mode():
+            out = model(torch.from_numpy(window.frames), torch.from_numpy(window.content_hw))
+        return {k: v.numpy() for k, v in out.items()}
+
+    return run
+
+
+def open_runners(prepared: Prepared, hw: tuple[int, int], args) -> dict[str, object]:
+    """{label: runner(window) -> outputs}; backends are activated here (compiled, cached)."""
+    runners = {"PyTorch eager fp32": eager_runner(prepared.name, prepared.preset,
+                                                  prepared.directory, hw)}
+    sources = [("", prepared.directory)]
+    if prepared.nncf_directory is not None:
+        sources.append((" (NNCF)", prepared.nncf_directory))
+    for backend in args.backends:
+        for suffix, directory in sources:
+            manifest = load_manifest(directory)
+            have = {e["precision"] for e in manifest.data["artifacts"] if "stage" not in e}
+            for precision in [p for p in args.precisions if p in have]:
+                if suffix and precision != "int8":
+                    continue
+                forms = ["one", "two"] if manifest.has_stages("onnx", precision) else ["one"]
+                for form in forms:
+                    label = f"{backend} {precision}{suffix}{STAGED[form]}"
+                    engine = open_backend(manifest, backend, device="cpu", precision=precision,
+                                          threads=args.threads, stages=form).activate()
+                    runners[label] = _infer(engine)
+    return runners
+
+
+def _infer(engine):
+    def run(window):
+        return engine.infer(window.frames, window.content_hw)
+
+    run.engine = engine
+    return run
+
+
+def scores_delta(reference: dict, outputs: dict) -> float:
+    """Max |score| difference over the top-K rows both put at the same query and label."""
+    same = (reference["query_index"] == outputs["query_index"]) & (
+        reference["labels"] == outputs["labels"])
+    return float(np.abs(np.where(same, reference["scores"] - outputs["scores"], 0)).max())

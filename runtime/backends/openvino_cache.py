@@ -1,0 +1,153 @@
+"""Compiled-model cache of the OpenVINO backend, kept in the artifact directory.
+
+Compiling an ONNX graph for the CPU (reading it, converting it, choosing kernels) takes longer
+than loading a compiled blob. ``compile_entry`` stores ``CompiledModel.export_model()`` under
+``<artifacts>/openvino_cache/`` and imports it on the next activation. A blob is reused only
+for the same OpenVINO version, the same ONNX file (its manifest sha256, verified before use) and
+the same compile configuration; anything else compiles anew and replaces the stale blobs of that
+file. Each blob has a JSON sidecar with its key and its own sha256, so a truncated or altered
+blob is detected and recompiled instead of being deserialised.
+
+A read-only artifact directory only costs speed: the model is compiled every time, with a
+warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.errors import ArtifactError
+from runtime.manifest import Manifest, sha256_file
+
+log = logging.getLogger("runtime.backends")
+
+CACHE_DIR = "openvino_cache"
+DEVICE = "CPU"
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What a compiled blob depends on."""
+
+    file: str  # the artifact's file name in the manifest
+    onnx_sha256: str
+    openvino: str  # openvino.__version__
+    config: tuple[tuple[str, str], ...]  # sorted compile properties
+
+    @property
+    def stem(self) -> str:
+        version = re.sub(r"[^0-9A-Za-z.]+", "_", self.openvino.split("-")[0])
+        config = hashlib.sha256(repr(self.config).encode()).hexdigest()[:8]
+        return f"{Path(self.file).stem}.ov{version}.{self.onnx_sha256[:16]}.{config}"
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "onnx_sha256": self.onnx_sha256, "openvino": self.openvino,
+                "config": dict(self.config)}
+
+
+def cache_key(entry: dict, openvino_version: str, config: dict) -> CacheKey:
+    return CacheKey(entry["file"], entry["sha256"], openvino_version,
+                    tuple(sorted((k, str(v)) for k, v in config.items())))
+
+
+def blob_paths(directory: Path, key: CacheKey) -> tuple[Path, Path]:
+    """(blob, sidecar JSON) of ``key`` in ``directory/openvino_cache``."""
+    base = directory / CACHE_DIR / key.stem
+    return base.with_name(base.name + ".blob"), base.with_name(base.name + ".json")
+
+
+def compile_entry(core, manifest: Manifest, entry: dict, config: dict, *,
+                  use_cache: bool = True):
+    """A ``CompiledModel`` of the manifest ``entry`` on the CPU and how it was obtained
+    (``"cache"``, ``"compiled"``, ``"compiled, not cached"`` or ``"compiled, cache off"``).
+
+    The ONNX file's sha256 is checked first (``Manifest.verified_path``), cache or not."""
+    import openvino
+
+    path = manifest.verified_path(entry)
+    key = cache_key(entry, openvino.__version__, config)
+    blob, sidecar = blob_paths(manifest.directory, key)
+    if use_cache:
+        compiled = _import_blob(core, blob, sidecar, key, config)
+        if compiled is not None:
+            return compiled, "cache"
+    log.info("Compiling %s (%.1f MB) with OpenVINO %s ...", path.name, path.stat().st_size / 1e6,
+             key.openvino)
+    start = time.perf_counter()
+    try:
+        compiled = core.compile_model(core.read_model(str(path)), DEVICE, config)
+    except Exception as err:  # OpenVINO raises untyped RuntimeErrors for unreadable graphs
+        detail = " ".join(str(err).split())
+        raise ArtifactError(f"OpenVINO cannot compile {path} ({detail}); the file is corrupt, was "
+                            "written by an incompatible exporter (re-export it), or uses an "
+                            "operator OpenVINO lacks (use --backend onnxruntime)") from err
+    log.info("Compiled in %.2f s", time.perf_counter() - start)
+    if not use_cache:
+        return compiled, "compiled, cache off"
+    return compiled, "compiled" if _store_blob(compiled, blob, sidecar, key) else \
+        "compiled, not cached"
+
+
+def _import_blob(core, blob: Path, sidecar: Path, key: CacheKey, config: dict):
+    """The cached model of ``key``, or None when there is none or it does not check out."""
+    if not (blob.is_file() and sidecar.is_file()):
+        return None
+    try:
+        meta = json.loads(sidecar.read_text())
+        if meta.get("key") != key.as_dict() or meta.get("blob_sha256") != sha256_file(blob):
+            raise ValueError("the blob or its key does not match its sidecar")
+        # The same properties as at compile time: an f32 blob imported without the f32
+        # precision hint ran at the CPU's default (bf16) and crashed (openvino 2026.4.1).
+        return core.import_model(blob.read_bytes(), DEVICE, config)
+    except Exception as err:
+        log.warning("ignoring the OpenVINO cache %s (%s); compiling again", blob, err)
+        _remove(blob, sidecar)
+        return None
+
+
+def _store_blob(compiled, blob: Path, sidecar: Path, key: CacheKey) -> bool:
+    """Write the blob and its sidecar atomically; drop stale blobs of the same file."""
+    try:
+        blob.parent.mkdir(exist_ok=True)
+        data = compiled.export_model()
+        data = data.getvalue() if hasattr(data, "getvalue") else bytes(data)
+        tmp = blob.with_name(blob.name + f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, blob)
+        meta = {"key": key.as_dict(), "blob_sha256": hashlib.sha256(data).hexdigest()}
+        tmp = sidecar.with_name(sidecar.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        os.replace(tmp, sidecar)
+    except OSError as err:
+        log.warning("cannot write the OpenVINO cache in %s (%s); the model will be compiled on "
+                    "every start", blob.parent, err)
+        return False
+    _prune(blob.parent, key)
+    return True
+
+
+def _prune(directory: Path, key: CacheKey) -> None:
+    """Remove blobs of ``key.file`` built from another ONNX file or another OpenVINO version."""
+    for sidecar in directory.glob("*.json"):
+        try:
+            old = json.loads(sidecar.read_text())["key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if old.get("file") == key.file and (old.get("onnx_sha256"), old.get("openvino")) != (
+                key.onnx_sha256, key.openvino):
+            _remove(sidecar.with_suffix(".blob"), sidecar)
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass

@@ -1,0 +1,57 @@
+"""bench/speed.py's harness: the windows every runner gets, the interleaved order, the budget
+text. (The timings themselves are only ever printed by the script, never asserted.)"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS.parent / "bench"))
+sys.path.insert(0, str(TESTS / "runtime"))
+
+import rt_fixtures  # noqa: E402
+from speed import budget_text, clip_windows, timed_rounds  # noqa: E402
+
+from runtime.manifest import load_manifest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def contract_artifacts(tmp_path_factory):
+    """The runtime tests' contract graph (window 5, stride 3, input 64x96)."""
+    return rt_fixtures.build_contract_artifacts(tmp_path_factory.mktemp("contract"))
+
+
+def test_windows_slide_by_the_manifest_stride(contract_artifacts):
+    manifest = load_manifest(contract_artifacts)  # window 5, stride 3, input 64x96
+    windows, stride = clip_windows(manifest, rounds=3)
+    assert stride == 3 and windows.frames.shape == (4, 5, 64, 96, 3)
+    np.testing.assert_array_equal(windows.frames[1, :2], windows.frames[0, 3:])  # overlap
+    assert not np.array_equal(windows.frames[0, 0], windows.frames[0, 1])  # frames move
+    assert windows.content_hw.tolist() == [[64, 96]] * 4
+
+
+def test_rounds_interleave_every_runner_on_the_same_window(contract_artifacts):
+    windows, _ = clip_windows(load_manifest(contract_artifacts), rounds=3)
+    calls = []
+    runners = {name: (lambda w, n=name: calls.append((n, int(w.frames[0, 0, 0, 0, 0]))))
+               for name in ("a", "b", "c")}
+    times = timed_rounds(runners, windows)
+    assert {n: len(v) for n, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+    assert all(wall >= 0 and cpu >= 0 for v in times.values() for wall, cpu in v)
+    first = [int(w.frames[0, 0, 0, 0, 0]) for w in windows]
+    order = [n for n, _ in calls[3:]]
+    assert order == ["b", "c", "a", "c", "a", "b", "a", "b", "c"]  # one later each round
+    assert [v for _, v in calls[3:]] == [first[1]] * 3 + [first[2]] * 3 + [first[3]] * 3
+
+
+def test_budget_text():
+    assert budget_text(None) == "not measured"
+    assert budget_text({"value": 0.62, "within_budget": True}) == "parity loss 0.62 within"
+    assert budget_text({"value": 0.8, "within_budget": False, "AP_drop": 0.8}) == \
+        "AP drop 0.8 OVER"
+    nncf = {"value": 0.9, "within_budget": True, "before_fallback": 23.0, "blocks_back_to_fp32": 9}
+    assert budget_text(nncf) == ("parity loss 0.9 within (NNCF alone 23; 9 blocks back to FP32)")

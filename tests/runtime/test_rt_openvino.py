@@ -1,0 +1,285 @@
+"""OpenVINO backend on the contract graph: outputs equal onnxruntime's, the compiled-model cache
+(reuse and every invalidation), the refusal without the package, ``--backend auto``'s choice,
+and the command line. The real model exports are in test_rt_openvino_models.py."""
+
+from __future__ import annotations
+
+import importlib.abc
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import openvino
+import pytest
+import rt_fixtures as F
+
+from export.parity import FP32_TOLERANCES, ParityReport, compare
+from runtime import Pipeline
+from runtime.backends import (
+    BACKEND_CHOICES,
+    OnnxRuntimeBackend,
+    OpenVINOBackend,
+    open_backend,
+)
+from runtime.backends.auto import Choice, Environment, choose_backend, tensorrt_plan_fits
+from runtime.backends.openvino import compile_config, openvino_installed
+from runtime.backends.openvino_cache import CACHE_DIR
+from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
+from runtime.manifest import load_manifest, sha256_file
+from runtime.stream import build_parser, main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def art(contract_artifacts, tmp_path):
+    """A private copy: the tests write and break its cache."""
+    return shutil.copytree(contract_artifacts, tmp_path / "art")
+
+
+def _frames(b=1, t=5, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (b, t, 64, 96, 3), dtype=np.uint8)
+
+
+def _blobs(directory):
+    return sorted(p.name for p in (directory / CACHE_DIR).glob("*.blob"))
+
+
+def test_openvino_equals_onnxruntime_on_the_contract_graph(art):
+    manifest = load_manifest(art)
+    frames, _ = F.make_clip(4, size=(64, 96), objects={2: ((8, 8), (0, 4))})
+    batch = np.concatenate([frames[None], _frames(t=4)])
+    with OnnxRuntimeBackend(manifest, device="cpu") as ort_b, OpenVINOBackend(manifest) as ov_b:
+        expected, got = ort_b.infer(batch), ov_b.infer(batch)
+        assert ov_b.config["INFERENCE_PRECISION_HINT"] == "f32"
+        assert str(ov_b.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+    report = ParityReport()
+    compare(expected, got, report, FP32_TOLERANCES)
+    assert not report.failures and report.index_mismatches == 0, report
+    assert all(report.max_abs[k] <= tol for k, tol in FP32_TOLERANCES.items()), report.max_abs
+    assert got["labels"].dtype == np.int32 and got["masks"].shape == (2, 3, 4, 16, 24)
+    assert got["boxes"][0, 2, 0].tolist() == [8, 8, 28, 28]  # the blue square, as onnxruntime
+
+
+def test_threads_reach_the_compiled_model(art):
+    assert "INFERENCE_NUM_THREADS" not in compile_config(0)
+    with OpenVINOBackend(load_manifest(art), threads=1) as backend:
+        assert backend.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+
+
+def test_cache_is_reused_with_the_same_outputs(art):
+    manifest = load_manifest(art)
+    with OpenVINOBackend(manifest) as first:
+        out_first = first.infer(_frames())
+    assert first.cache_status == ["compiled"] and len(_blobs(art)) == 1
+    with OpenVINOBackend(manifest) as second:
+        out_second = second.infer(_frames())
+    assert second.cache_status == ["cache"]
+    for name, value in out_first.items():
+        np.testing.assert_array_equal(value, out_second[name])
+    with OpenVINOBackend(manifest, cache=False) as off:
+        assert off.cache_status == ["compiled, cache off"]
+
+
+def test_other_compile_settings_get_their_own_blob(art):
+    manifest = load_manifest(art)
+    with OpenVINOBackend(manifest):
+        pass
+    with OpenVINOBackend(manifest, threads=1) as other:
+        assert other.cache_status == ["compiled"]
+    assert len(_blobs(art)) == 2  # same ONNX file and version: both settings stay cached
+
+
+def test_a_new_onnx_file_invalidates_and_replaces_the_blob(art):
+    with OpenVINOBackend(load_manifest(art)):
+        pass
+    old = _blobs(art)
+    model = F.build_contract_graph(64, 96)
+    model.doc_string = "re-exported"  # same graph, another file: another sha256
+    path = art / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    data = json.loads((art / "manifest.json").read_text())
+    data["artifacts"][0]["sha256"] = sha256_file(path)
+    (art / "manifest.json").write_text(json.dumps(data))
+    with OpenVINOBackend(load_manifest(art)) as backend:
+        assert backend.cache_status == ["compiled"]
+    new = _blobs(art)
+    assert len(new) == 1 and new != old  # the stale blob of model.onnx was removed
+
+
+def test_another_openvino_version_invalidates_the_blob(art, monkeypatch):
+    with OpenVINOBackend(load_manifest(art)):
+        pass
+    old = _blobs(art)
+    monkeypatch.setattr(openvino, "__version__", "2099.1.0-1-test")
+    with OpenVINOBackend(load_manifest(art)) as backend:
+        assert backend.cache_status == ["compiled"]
+    new = _blobs(art)
+    assert len(new) == 1 and new != old and "ov2099.1.0" in new[0]
+
+
+def test_a_damaged_blob_is_recompiled_not_loaded(art, caplog):
+    manifest = load_manifest(art)
+    with OpenVINOBackend(manifest) as backend:
+        expected = backend.infer(_frames())
+    blob = art / CACHE_DIR / _blobs(art)[0]
+    blob.write_bytes(blob.read_bytes()[: blob.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, "runtime.backends"), OpenVINOBackend(manifest) as backend:
+        assert backend.cache_status == ["compiled"]
+        np.testing.assert_array_equal(backend.infer(_frames())["masks"], expected["masks"])
+    assert "ignoring the OpenVINO cache" in caplog.text
+    with OpenVINOBackend(manifest) as backend:  # the rewritten blob loads again
+        assert backend.cache_status == ["cache"]
+
+
+def test_an_unwritable_cache_only_costs_speed(art, caplog):
+    (art / CACHE_DIR).write_text("not a directory")  # mkdir fails even for root
+    with caplog.at_level(logging.WARNING, "runtime.backends"), \
+            OpenVINOBackend(load_manifest(art)) as backend:
+        assert backend.cache_status == ["compiled, not cached"]
+        assert backend.infer(_frames())["scores"].shape == (1, 3)
+    assert "cannot write the OpenVINO cache" in caplog.text
+
+
+def test_sha256_is_checked_before_the_cache(art):
+    with OpenVINOBackend(load_manifest(art)):
+        pass
+    with open(art / "model.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        OpenVINOBackend(load_manifest(art)).activate()
+
+
+def test_graph_disagreeing_with_the_manifest_is_refused(art):
+    data = json.loads((art / "manifest.json").read_text())
+    data["input"]["height"] = 96
+    (art / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match="manifest says uint8 \\[B, T, 96, 96, 3\\]"):
+        OpenVINOBackend(load_manifest(art), cache=False).activate()
+
+
+def test_unreadable_onnx_is_an_artifact_error(art):
+    path = art / "model.onnx"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    data = json.loads((art / "manifest.json").read_text())
+    data["artifacts"][0]["sha256"] = sha256_file(path)
+    (art / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match="OpenVINO cannot compile.*--backend onnxruntime"):
+        OpenVINOBackend(load_manifest(art)).activate()
+
+
+def test_gpu_devices_are_refused(art):
+    with pytest.raises(ConfigError, match="runs on the CPU.*--device cpu"):
+        open_backend(load_manifest(art), "openvino", device="cuda")
+
+
+class _HideOpenVINO(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "openvino":
+            raise ImportError(f"{name} is hidden in this test")
+        return None
+
+
+@pytest.fixture()
+def without_openvino(monkeypatch):
+    """openvino as on a machine without it: every import of it fails."""
+    for name in [m for m in sys.modules if m.split(".")[0] == "openvino"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_HideOpenVINO(), *sys.meta_path])
+
+
+def test_without_openvino_the_backend_says_how_to_install_it(art, without_openvino):
+    assert not openvino_installed()
+    with pytest.raises(BackendUnavailableError, match=r'openvino package.*\.\[openvino\]'):
+        open_backend(load_manifest(art), "openvino")
+    with pytest.raises(BackendUnavailableError, match="--backend onnxruntime"):
+        OpenVINOBackend(load_manifest(art)).activate()
+
+
+def test_without_openvino_auto_takes_onnxruntime(art, without_openvino):
+    backend = open_backend(load_manifest(art), "auto", device="cpu")
+    assert type(backend) is OnnxRuntimeBackend
+    assert backend.selection == "auto -> onnxruntime (CPU; openvino is not installed)"
+
+
+# -- --backend auto ---------------------------------------------------------------------------
+ENV = {"tensorrt_plan": False, "cuda_onnxruntime": False, "openvino": False}
+
+
+@pytest.mark.parametrize("device,env,expected", [
+    ("auto", {}, ("onnxruntime", "auto")),
+    ("auto", {"openvino": True}, ("openvino", "cpu")),
+    ("cpu", {"openvino": True}, ("openvino", "cpu")),
+    ("cpu", {"openvino": True, "tensorrt_plan": True}, ("openvino", "cpu")),  # CPU asked for
+    ("auto", {"openvino": True, "cuda_onnxruntime": True}, ("onnxruntime", "auto")),  # GPU EP
+    ("auto", {"openvino": True, "cuda_onnxruntime": True, "tensorrt_plan": True},
+     ("tensorrt", "auto")),
+    ("cuda", {"openvino": True}, ("onnxruntime", "cuda")),  # never OpenVINO for a GPU device
+    ("cuda", {"tensorrt_plan": True}, ("tensorrt", "cuda")),
+    ("tensorrt", {"tensorrt_plan": True}, ("tensorrt", "auto")),
+    ("tensorrt", {"openvino": True}, ("onnxruntime", "tensorrt")),  # onnxruntime's TRT EP
+])
+def test_auto_choice(device, env, expected):
+    choice = choose_backend(device, Environment(**(ENV | env)))
+    assert isinstance(choice, Choice) and (choice.backend, choice.device) == expected
+    assert choice.reason
+
+
+def test_auto_reason_names_why_no_plan_was_taken():
+    env = Environment(**(ENV | {"openvino": True}), why_no_plan="no TensorRT plan at fp32")
+    assert choose_backend("auto", env).reason == ("CPU; openvino is installed (no TensorRT plan "
+                                                 "at fp32)")
+
+
+def test_plan_check_without_a_plan_imports_nothing(art):
+    fits, why = tensorrt_plan_fits(load_manifest(art), "fp32", "auto")
+    assert not fits and why == "no TensorRT plan at fp32" and "tensorrt" not in sys.modules
+
+
+def test_auto_takes_openvino_on_this_cpu_and_says_so(art):
+    with Pipeline(art, backend="auto", device="cpu") as pipeline:
+        assert type(pipeline.backend) is OpenVINOBackend
+        summary = pipeline.summary()
+    assert summary["backend"] == "auto -> openvino (CPU; openvino is installed)"
+    with Pipeline(art, backend="onnxruntime", device="cpu") as pipeline:  # overridable
+        assert type(pipeline.backend) is OnnxRuntimeBackend
+        assert pipeline.summary()["backend"] == "onnxruntime"
+
+
+# -- command line ---------------------------------------------------------------------------------
+def test_cli_backend_choices_are_the_registry():
+    action = next(a for a in build_parser()._actions if a.dest == "backend")
+    assert tuple(action.choices) == BACKEND_CHOICES and action.default == "auto"
+
+
+@pytest.mark.parametrize("backend,says", [("openvino", "Backend: openvino"),
+                                          ("auto", "Backend: auto -> openvino"),
+                                          ("onnxruntime", "Backend: onnxruntime")])
+def test_cli_runs_the_chosen_backend_with_the_same_tracks(art, tmp_path, capsys, backend, says):
+    frames, _ = F.make_clip(14)
+    F.write_folder(tmp_path / "clip", frames)
+    out = tmp_path / f"{backend}.json"
+    code = main([str(tmp_path / "clip"), "--artifacts", str(art), "--backend", backend,
+                 "--device", "cpu", "--quiet", "--json", str(out)])
+    assert code == 0
+    assert says in capsys.readouterr().err
+    entries = json.loads(out.read_text())
+    assert sorted(e["category_id"] for e in entries) == [1, 2]  # red and green squares
+    assert all(sum(s is not None for s in e["segmentations"]) == 14 for e in entries)
+
+
+def test_make_test_installs_the_openvino_extra():
+    """``make test`` runs ``setup``, whose pip line installs the ``openvino`` extra."""
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(r'^openvino = \["openvino>=', pyproject, re.MULTILINE)
+    if shutil.which("make") is None:
+        pytest.fail("make is not installed; the README's commands need it")
+    done = subprocess.run(["make", "-n", "-B", "setup"], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if "pip install" in x and " -e " in x)
+    assert "openvino" in line.split(" -e ", 1)[1], line
