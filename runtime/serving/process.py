@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -68,6 +69,7 @@ class TritonServer:
         self.models = check_repository(self.repository)
         self.ports, self.ready_timeout_s = ports or Ports(), ready_timeout_s
         self.install = find_install(server_env)
+        self._owns_work_dir = work_dir is None  # a temporary folder, removed by stop()
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="visdeploy-triton-"))
         self.log_path = Path(log_path) if log_path is not None else None
         self.process: subprocess.Popen | None = None
@@ -140,6 +142,8 @@ class TritonServer:
             except subprocess.TimeoutExpired:
                 log.warning("tritonserver did not stop in %.0f s; killing it", timeout_s)
         self.kill()
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def kill(self) -> None:
         """SIGKILL the server's process group at once (what a crash or a lost box looks like)."""
