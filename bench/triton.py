@@ -2,11 +2,11 @@
 local process, same run, same clips, loopback.
 
     python bench/triton.py --artifacts artifacts/tevit [--streams 1 4 8] [--frames 45]
-        [--size 360x640] [--rounds 2] [--max-queue-delay-us 2000] [--server-env .venv-serve]
+        [--size 360x640] [--rounds 2] [--max-queue-delay-us 2000] [--instances 1]
+        [--server-threads 0] [--local-threads 0] [--server-env .venv-serve]
 
-- local: the N streams in this process on one onnxruntime session: the batched multi-stream
-  runtime (``runtime.multistream.MultiStreamPipeline``) when this checkout has it, else N
-  ``Pipeline`` threads sharing one backend (the table says which).
+- local: the N streams in this process through the batched multi-stream runtime
+  (``runtime.multistream.MultiStreamPipeline``, one onnxruntime session).
 - triton: a real ``tritonserver`` (python kind, ``python -m export.triton``) on free loopback
   ports; N ``Pipeline`` threads, each with its own ``--backend triton`` client, as N cameras
   would be; windows meet in Triton's dynamic batcher.
@@ -70,17 +70,15 @@ def tracks(results) -> list[tuple]:
             for r in results]
 
 
-def run_streams(make_pipeline, clips: list[Path], *, close: bool = True
-                ) -> tuple[float, list[float], list[list]]:
+def run_streams(make_pipeline, clips: list[Path]) -> tuple[float, list[float], list[list]]:
     """Each clip through its own pipeline in a thread: wall s, latencies ms, tracks per clip.
-    Pipelines are built before the clock starts; ``close=False`` leaves a shared backend open."""
+    Pipelines are built (and their clients connected) before the clock starts."""
     out: list[list] = [[] for _ in clips]
     pipelines = [make_pipeline() for _ in clips]
 
     def one(i: int) -> None:
         out[i] = list(pipelines[i].run(str(clips[i])))
-        if close:
-            pipelines[i].close()
+        pipelines[i].close()
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(clips))]
     start = time.perf_counter()
@@ -92,22 +90,21 @@ def run_streams(make_pipeline, clips: list[Path], *, close: bool = True
     return wall, [r.latency_ms for rs in out for r in rs], [tracks(rs) for rs in out]
 
 
-def run_local(art: Path, clips: list[Path], shared) -> tuple[float, list[float], list[list], str]:
-    """The batched multi-stream runtime when present, else Pipeline threads on one session."""
-    try:
-        from runtime.multistream import MultiStreamPipeline
-    except ImportError:
-        wall, latencies, per_stream = run_streams(
-            lambda: Pipeline(art, backend=shared), clips, close=False)
-        return wall, latencies, per_stream, "Pipeline threads, one session"
+def run_local(art: Path, clips: list[Path], threads: int
+              ) -> tuple[float, list[float], list[list], str]:
+    """The N clips through the batched multi-stream runtime (one session, built before the
+    clock starts): wall s, latencies ms, tracks per clip, what ran."""
+    from runtime.multistream import MultiStreamPipeline
+
     names = [f"s{i}" for i in range(len(clips))]
     results: dict[str, list] = {n: [] for n in names}
     multi = MultiStreamPipeline(art, dict(zip(names, map(str, clips))), device="cpu",
-                                threads=shared.threads)
+                                threads=threads)
     start = time.perf_counter()
-    for stream_id, result in multi:
+    for stream_id, result in multi.run():
         results[stream_id].append(result)
     wall = time.perf_counter() - start
+    multi.close()
     latencies = [r.latency_ms for rs in results.values() for r in rs]
     return wall, latencies, [tracks(results[n]) for n in names], "MultiStreamPipeline (batched)"
 
@@ -168,13 +165,14 @@ def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95)) if values else float("nan")
 
 
-def measure(art: Path, server: TritonServer, model: str, clips: list[Path], rounds: int,
-            shared) -> dict:
-    """Alternating local / triton rounds for one N; best throughput of each."""
+def measure(local_art: Path, art: Path, server: TritonServer, model: str, clips: list[Path],
+            rounds: int, local_threads: int) -> dict:
+    """Alternating local / triton rounds for one N; best throughput of each. ``local_art``:
+    the artifact directory; ``art``: the repository's copy of its manifest (the clients')."""
     local_best = remote_best = None
     before = server_counts(server, model)
     for _ in range(rounds):
-        local = timed(lambda: run_local(art, clips, shared))
+        local = timed(lambda: run_local(local_art, clips, local_threads))
         if local_best is None or local[0][0] < local_best[0][0]:
             local_best = local
         remote = timed(lambda: run_streams(lambda: Pipeline(art, backend=open_backend(
@@ -250,12 +248,11 @@ def main(argv: list[str] | None = None) -> int:
                           "--threads", str(args.server_threads)]) == 0
     art = work / "repo" / manifest.model  # the repository's manifest copy
     with TritonServer(work / "repo", ports=Ports(*free_tcp_ports(3)),
-                      server_env=args.server_env, log_path=work / "server.log") as server, \
-            open_backend(manifest, "onnxruntime", device="cpu",
-                         threads=args.local_threads) as shared:
-        measure(art, server, manifest.model, clips[:1], 1, shared)  # warm-up both sides
-        rows = {n: measure(art, server, manifest.model, clips[:n], args.rounds, shared)
-                for n in args.streams}
+                      server_env=args.server_env, log_path=work / "server.log") as server:
+        local_art = Path(args.artifacts)
+        measure(local_art, art, server, manifest.model, clips[:1], 1, args.local_threads)
+        rows = {n: measure(local_art, art, server, manifest.model, clips[:n], args.rounds,
+                           args.local_threads) for n in args.streams}
     print(table(rows, args, manifest))
     return 0
 
