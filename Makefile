@@ -17,15 +17,17 @@ AP_DATA ?=
 # onnxruntime (CPU) unless `make setup-trt` moved this venv to onnxruntime-gpu: never both wheels.
 ORT_EXTRA = $(if $(wildcard $(VENV)/.gpu),gpu,cpu)
 
-.PHONY: setup setup-trt setup-jetson test test-gpu test-browser lint demo export train clean
+SERVE_ENV := .venv-serve
+
+.PHONY: setup setup-trt setup-jetson serve-env test test-gpu test-browser lint demo export train clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "[setup] installing visdeploy with extras $(ORT_EXTRA), export, eval, quant, openvino, video, plots, dev (first run downloads torch: a few minutes)"
+	@echo "[setup] installing visdeploy with extras $(ORT_EXTRA), export, eval, quant, openvino, video, plots, serve, dev (first run downloads torch: a few minutes)"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(ORT_EXTRA),export,eval,quant,openvino,video,plots,dev]"
+	$(PY) -m pip install --quiet -e ".[$(ORT_EXTRA),export,eval,quant,openvino,video,plots,serve,dev]"
 	@touch $(STAMP)
 	@echo "[setup] done: $(VENV)"
 
@@ -44,7 +46,15 @@ setup-jetson:
 	@$(PY) -c "import tensorrt" 2>/dev/null || { echo "[setup-jetson] $(VENV) does not see the system TensorRT: remove it and rerun (it must be made with --system-site-packages)"; exit 1; }
 	$(PY) -m pip install --quiet -e ".[cpu,trt]" "cuda-python>=12,<13"
 
-test: setup
+# The Triton server's own Python (numpy<2, onnxruntime, nvidia-pytriton's tritonserver 2.51,
+# visdeploy without extras): python -m runtime.serve uses it (docs/serving.md).
+serve-env: $(SERVE_ENV)/.installed
+
+$(SERVE_ENV)/.installed: pyproject.toml | $(STAMP)
+	$(PY) -m runtime.serving.environment $(SERVE_ENV)
+	@touch $@
+
+test: setup serve-env
 	$(PY) -m pytest -q tests
 
 test-gpu: setup

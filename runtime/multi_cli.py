@@ -19,6 +19,7 @@ from pathlib import Path
 
 from runtime.backends import BACKEND_CHOICES
 from runtime.progress import Progress, format_summary
+from runtime.serving.client_options import add_triton_options, check_triton_options
 from runtime.settings import (
     check_at_least,
     check_fourcc,
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", default="default", choices=["default", "ifc-official"])
     p.add_argument("--stages", default="auto", choices=["auto", "one", "two"])
     p.add_argument("--quiet", action="store_true", help="no progress output or info logs")
+    add_triton_options(p)  # --server, --model, ... (runtime.serving.client_options)
     return p
 
 
@@ -98,6 +100,7 @@ def check_settings(args: argparse.Namespace) -> None:
     check_at_least("--reconnect", args.reconnect, 0)
     check_non_negative("--max-batch-wait-ms", args.max_batch_wait_ms)
     check_fourcc(args.fourcc)
+    check_triton_options(args)
     unknown = set(output_kinds(args)) - set(OUTPUT_FILES)
     if unknown or not output_kinds(args):
         raise ConfigError(f"--outputs takes a comma list of {', '.join(OUTPUT_FILES)}; got "

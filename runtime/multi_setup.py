@@ -122,9 +122,11 @@ def _open_sinks(args, files: dict[str, Path], into: dict, *, num_classes: int, v
 
 def _load(args: argparse.Namespace, sources: dict):
     from runtime.multistream import MultiStreamPipeline
+    from runtime.serving.client_options import chosen_backend
 
     return MultiStreamPipeline(
-        args.artifacts, sources, close_sources=True, backend=args.backend, device=args.device,
+        args.artifacts, sources, close_sources=True, backend=chosen_backend(args),
+        device=args.device,
         precision=args.precision, window=args.window, stride=args.stride, mode=args.mode,
         overlap=args.overlap, score_threshold=args.score, size_change=args.on_size_change,
         keep_images="overlay" in output_kinds(args), threads=args.threads, stages=args.stages,

@@ -20,6 +20,7 @@ from runtime.errors import (
     SourceError,
 )
 from runtime.progress import Progress, format_summary
+from runtime.serving.client_options import add_triton_options, check_triton_options
 from runtime.settings import check_at_least, check_fourcc, check_fraction, check_positive
 from runtime.stream_options import add_options, check_options, resolve_artifacts
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(one) or always (two)")
     p.add_argument("--quiet", action="store_true", help="no progress output or info logs")
     add_options(p)  # --list-cameras, --codec, --view, --view-host (runtime.stream_options)
+    add_triton_options(p)  # --server, --model, ... (runtime.serving.client_options)
     return p
 
 
@@ -92,6 +94,7 @@ def check_settings(args: argparse.Namespace) -> None:
     if args.fourcc is not None:
         check_fourcc(args.fourcc)
     check_options(args)
+    check_triton_options(args)
 
 
 def output_files(args: argparse.Namespace) -> dict[str, list[Path]]:
@@ -181,8 +184,9 @@ def _setup(args: argparse.Namespace):
 
 def _load_pipeline(args: argparse.Namespace):
     from runtime.pipeline import Pipeline
+    from runtime.serving.client_options import chosen_backend
 
-    return Pipeline(args.artifacts, backend=args.backend, device=args.device,
+    return Pipeline(args.artifacts, backend=chosen_backend(args), device=args.device,
                     precision=args.precision, window=args.window, stride=args.stride,
                     mode=args.mode, overlap=args.overlap, score_threshold=args.score,
                     size_change=args.on_size_change,

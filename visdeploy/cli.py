@@ -34,8 +34,9 @@ COMMANDS = {
                      "visdeploy build artifacts/tevit --precision fp16"),
     "stream": Command("runtime.stream", "camera, file, URL or GStreamer -> overlay, JSON, "
                       "events, live view", "visdeploy stream camera0 --view 8080"),
-    "serve": Command("runtime.serve", "serve a model over the network",
-                     "visdeploy serve artifacts/tevit"),
+    "serve": Command("runtime.serve", "Triton Inference Server on a model repository "
+                     "(python -m export.triton writes one; docs/serving.md)",
+                     "visdeploy serve --repository models_repo"),
     "evaluate": Command("evaluation.ytvis", "YouTube-VIS AP of a results file; `evaluate "
                         "report` for the accuracy table, `evaluate tracks` for IDF1",
                         "visdeploy evaluate --gt gt.json --results results.json"),

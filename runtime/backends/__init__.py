@@ -63,10 +63,20 @@ def open_auto_backend(manifest: Manifest, *, device: str = "auto", **options) ->
     return backend
 
 
+def open_triton_backend(manifest: Manifest, **options) -> Backend:
+    """A Triton Inference Server client (runtime.backends.triton; options ``server``,
+    ``model``, ``retry``, ``timeout_s``), imported on use: the Triton server's own Python
+    imports this package and has neither tritonclient nor OpenCV."""
+    from runtime.backends.triton import TritonBackend
+
+    return TritonBackend(manifest, **options)
+
+
 BACKENDS = MappingProxyType({
     "onnxruntime": open_onnxruntime_backend,
     "openvino": open_openvino_backend,
     "tensorrt": open_tensorrt_backend,
+    "triton": open_triton_backend,
 })
 BACKEND_CHOICES = ("auto", *BACKENDS)
 

@@ -141,8 +141,8 @@ def test_tensorrt_without_the_package_is_a_clear_error(contract_artifacts):
 
 def test_unknown_backend_and_device(contract_artifacts):
     manifest = load_manifest(contract_artifacts)
-    with pytest.raises(ConfigError, match="unknown backend 'triton'"):
-        open_backend(manifest, "triton")
+    with pytest.raises(ConfigError, match="unknown backend 'tflite'"):
+        open_backend(manifest, "tflite")
     with pytest.raises(ConfigError, match="unknown device"):
         select_providers("npu", ["CPUExecutionProvider"])
     with pytest.raises(ConfigError, match="optimization"):

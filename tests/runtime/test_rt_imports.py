@@ -87,3 +87,12 @@ print("RESULT", kind, frames, heavy)
     proc = _run(script, tmp_path / "clip", contract_artifacts)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RESULT OpenVINOBackend 8 []" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+def test_triton_model_imports_neither_opencv_nor_scipy():
+    """Triton's Python backend imports runtime.serving.python_model in the server environment,
+    which has numpy < 2 and no OpenCV or SciPy (docs/serving.md): keep them off that path, and
+    the Triton client (tritonclient) too."""
+    proc = _run("import sys, runtime.serving.python_model; print(sorted(m for m in ('cv2', "
+                "'scipy', 'tritonclient', 'grpc') if m.split('.')[0] in sys.modules))")
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
