@@ -131,6 +131,9 @@ class Backend:
         to the engine when the artifact declares it)."""
         raise NotImplementedError
 
+    def deactivate_impl(self) -> None:
+        raise NotImplementedError
+
 
 def full_content_hw(batch: int, input_hw: tuple[int, int]) -> np.ndarray:
     """int32 ``[batch, 2]``: every clip fills the whole (H, W) input (no padding)."""
@@ -152,9 +155,6 @@ def engine_feeds(input_names, frames: np.ndarray, content_hw: np.ndarray | None 
         raise ArtifactError(f"engine inputs {unknown} are not part of the contract "
                             f"({FRAMES}, {CONTENT_HW}); re-export with the current exporter")
     return feeds
-
-    def deactivate_impl(self) -> None:
-        raise NotImplementedError
 
 
 # name -> (dtype, dims) of the contract outputs (docs/contract.md); letters are resolved by
