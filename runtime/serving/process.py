@@ -1,6 +1,6 @@
 """``TritonServer``: one ``tritonserver`` process on a model repository, started, waited for
 until ready, stopped (or killed, as a crash would) — used by ``python -m runtime.serve``, the
-tests and ``bench/triton.py``.
+tests and ``bench/triton_serving.py``.
 
     with TritonServer("repo", ports=Ports(grpc=8001, http=8000, metrics=8002)) as server:
         print(server.grpc_address)          # 127.0.0.1:8001 for --backend triton --server

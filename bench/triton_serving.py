@@ -1,7 +1,7 @@
 """Serving overhead of Triton Inference Server: N client streams against one server vs the
 local process, same run, same clips, loopback.
 
-    python bench/triton.py --artifacts artifacts/tevit [--streams 1 4 8] [--frames 45]
+    python bench/triton_serving.py --artifacts artifacts/tevit [--streams 1 4 8] [--frames 45]
         [--size 360x640] [--rounds 2] [--max-queue-delay-us 2000] [--instances 1]
         [--server-threads 0] [--local-threads 0] [--server-env .venv-serve]
 
