@@ -1,4 +1,4 @@
-"""Does a VisTR or IFC checkpoint's backbone know the shape classes on unseen videos? (bench/RESULTS.md)
+"""Does a VisTR or IFC checkpoint's backbone know the shape classes on unseen videos? (docs/notes/lab-notebook.md)
 
 ``python bench/backbone_probe.py --model {vistr,ifc} CHECKPOINT``: a linear probe. Each object's
 features are averaged inside its ground-truth mask per feature map (C3, C4, C5 and the encoder

@@ -7,7 +7,7 @@ Both presets run at the input size given (default 384x640, the official YTVIS te
 padding), batch 1. Each backend gets one warm-up run; the median of ``--repeats`` runs is reported.
 ``--roi-align`` picks the export form of TeViT's RoIAlign (``grid_sample``: all levels sampled
 with GridSample; ``onnx``: the ONNX RoiAlign op per level); eager runs the same module either way.
-Prints a markdown table; paste it into bench/RESULTS.md with the machine description.
+Prints a markdown table; paste it into docs/notes/lab-notebook.md with the machine description.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ pipelined runtime's stages overlap.
   ``Pipeline.run``. Per-frame time of each pipelined stage (decode+letterbox: reader thread;
   inference; tracking+paste: post-processing thread; sinks: caller) from the run's own timer;
   end-to-end frames/s against 1/sum and 1/max of them (goal: >= 0.8 of 1/max).
-Prints markdown for bench/RESULTS.md.
+Prints markdown for docs/notes/lab-notebook.md.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@
   10/50/200 live tracks, all visible (N rows = N tracks), and with K=10 rows per window.
 - memory: process RSS every 1000 frames of a synthetic stream through the contract graph with
   objects that leave and return (tracks expire and are re-created), JSONL sink on.
-Prints markdown for bench/RESULTS.md.
+Prints markdown for docs/notes/lab-notebook.md.
 """
 
 from __future__ import annotations

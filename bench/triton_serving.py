@@ -16,7 +16,7 @@ extension) and the mean batch (``nv_inference_count`` / ``nv_inference_exec_coun
 metrics endpoint), and whether every stream's tracks equal the local run's. Overhead =
 1 - triton frames/s / local frames/s; goal <= 15 % at N = 4. Throughput is the best of
 ``--rounds`` alternating rounds (other jobs on a shared machine only ever slow a round down).
-Prints markdown for bench/RESULTS.md.
+Prints markdown for docs/notes/lab-notebook.md.
 """
 
 from __future__ import annotations

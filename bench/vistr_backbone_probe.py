@@ -1,5 +1,5 @@
 """``python bench/vistr_backbone_probe.py CHECKPOINT``: ``bench/backbone_probe.py --model vistr``
-(the command of the VisTR sessions in bench/RESULTS.md)."""
+(the command of the VisTR sessions in docs/notes/lab-notebook.md)."""
 
 from __future__ import annotations
 

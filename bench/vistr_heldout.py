@@ -1,4 +1,4 @@
-"""VisTR detector and mask check on clips of unseen synthetic videos (bench/RESULTS.md, VisTR).
+"""VisTR detector and mask check on clips of unseen synthetic videos (docs/notes/lab-notebook.md, VisTR).
 
 ``python bench/vistr_heldout.py CHECKPOINT [SEED]``: 12 clips from a pool of 12 videos rendered
 with SEED (default 99; the training pools use seeds 0-3, so 99 is unseen). Each ground-truth

@@ -107,7 +107,7 @@ def export_artifacts(
     then computes each frame's features once across overlapping windows.
 
     ``roi_align`` (TeViT only): ``onnx`` (default: the standard ONNX RoiAlign op, 2.9x eager on
-    onnxruntime CPU for msgshift where the GridSample form is 0.56x, bench/RESULTS.md; TensorRT
+    onnxruntime CPU for msgshift where the GridSample form is 0.56x, docs/notes/lab-notebook.md; TensorRT
     builds it with its ROIAlign_TRT plugin, plugins/) or ``grid_sample`` (pure tensor ops, for
     runtimes without RoiAlign); recorded in the manifest's ``model_extra.roi_align``.
 

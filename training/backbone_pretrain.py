@@ -3,7 +3,7 @@
 The official VisTR and IFC start from an ImageNet-trained ResNet (trained with BatchNorm, then
 frozen into ``FrozenBatchNorm2d``; IFC ``configs/base_ytvis.yaml:3``, detectron2's FrozenBN). The
 tiny presets have no such backbone, and an un-normalised ResNet trained from scratch under a set
-loss did not learn to tell the five shapes apart in an hour of CPU (bench/RESULTS.md, VisTR).
+loss did not learn to tell the five shapes apart in an hour of CPU (docs/notes/lab-notebook.md, VisTR).
 This does what ImageNet does for the official models, on the data we have:
 
 1. every ``FrozenBatchNorm2d`` of the body becomes a trainable ``BatchNorm2d`` (same statistics);

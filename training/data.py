@@ -5,7 +5,7 @@ and frame step, with per-instance masks, boxes and presence per frame at model-i
 With ``refresh_every`` the pool keeps changing: after every that many samples its oldest video
 is replaced by a newly rendered, never-seen one, so a long run sees thousands of distinct videos
 instead of memorising a fixed pool (each object's random colour and texture otherwise give its
-class away on the training videos only; bench/RESULTS.md, VisTR session 8).
+class away on the training videos only; docs/notes/lab-notebook.md, VisTR session 8).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ RECIPES: dict[str, list[list[str]]] = {
     # Issue 26. The 18-minute IFC stage on a fixed pool of 80 videos (before: 1255 steps, loss
     # 4.67 -> 2.46, near-online AP50 0.033) learnt colours, not shapes: linear probe of its
     # backbone on unseen videos 0.15-0.19 on every map (chance 0.2; bench/backbone_probe.py).
-    # What fixed that for VisTR (bench/RESULTS.md, VisTR session 8), from the start here:
+    # What fixed that for VisTR (docs/notes/lab-notebook.md, VisTR session 8), from the start here:
     "ifc": [
         # 1. the detectron2 Frozen-BN body pretrained on dense shape classes, folded back into
         #    FrozenBN; a new 12-frame video replaces the pool's oldest every 8 frames, so no
@@ -56,7 +56,7 @@ RECIPES: dict[str, list[list[str]]] = {
          "--backbone-lr-mult", "0.1", "--pool-size", "60", "--refresh-every", "1", "--video-frames", "12",
          "--clips-per-step", "2", "--clip-frames", "5"],
     ],
-    "vistr": [  # clips of the preset's fixed T = 6 (session 8; bench/RESULTS.md, VisTR)
+    "vistr": [  # clips of the preset's fixed T = 6 (session 8; docs/notes/lab-notebook.md, VisTR)
         # the Frozen-BN body pretrained on dense shape classes, folded back into FrozenBN; every
         # pool keeps refreshing (a new 12-frame video replaces the oldest), so nothing can learn
         # an object's class from its random colour and texture

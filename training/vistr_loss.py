@@ -12,7 +12,7 @@ instance is absent), box L1 5 and GIoU 2 on present frames, mask focal 1 and dic
 ``aux_attn`` is not an official term and is optimised only when ``--terms`` names it: the
 negative log of the attention mass (summed over heads) a matched slot's instance attention map
 puts on its object's cells at stride 32, meant to give ``bbox_attention`` the instance-specific
-signal a COCO-pretrained detector gives the official model. Measured so far (bench/RESULTS.md,
+signal a COCO-pretrained detector gives the official model. Measured so far (docs/notes/lab-notebook.md,
 VisTR): it moves the maps towards the objects but has not yet made the slots' masks differ.
 
 ``assignment="region"`` is not official either: a training curriculum for a detector that starts

@@ -8,7 +8,7 @@ by ~0.3 % (measured on the tiny detector), and a short CPU mask stage never lear
 every slot paints the same mask. DETR's long schedules grow those weights slowly;
 ``scale_attention_inputs`` starts them larger instead.
 
-Measured (bench/RESULTS.md, VisTR session 6): a gain of 300 gives the maps half of ``lay1``'s
+Measured (docs/notes/lab-notebook.md, VisTR session 6): a gain of 300 gives the maps half of ``lay1``'s
 output at the start, but a 374-step mask stage on the tiny detector shrinks that share back to 6 %
 and the slots still share one mask, because that detector's slot maps are not instance-specific
 (the criterion's matched slot is the slot attending most to its object for 3 of 31 objects). The

@@ -100,7 +100,7 @@ def multilevel_roi_align(
 
     Every RoI is pooled on every level and the right one is kept with a one-hot mask, so the
     graph has fixed shapes. That is 4x the sampling work of one level; at the official size it
-    is most of onnxruntime's CPU time (GridSample, bench/RESULTS.md).
+    is most of onnxruntime's CPU time (GridSample, docs/notes/lab-notebook.md).
 
     Args:
         levels: per level Tensor[N, C, H_l, W_l].

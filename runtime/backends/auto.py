@@ -5,7 +5,7 @@
 - otherwise on a GPU device (``cuda``, ``tensorrt``, or ``auto`` with onnxruntime's CUDA
   execution provider present): onnxruntime on that device;
 - otherwise on the CPU: OpenVINO when installed (about twice onnxruntime's speed on this
-  project's exports, bench/RESULTS.md), else onnxruntime.
+  project's exports, docs/notes/lab-notebook.md), else onnxruntime.
 
 ``choose_backend`` is the pure rule (unit-tested); ``detect_environment`` looks at the machine.
 The choice and its reason are kept on the backend (``Backend.selection``) and shown in the

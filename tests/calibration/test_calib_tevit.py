@@ -2,7 +2,7 @@
 
 Calibration is done once per module on few, short windows (T=3) to stay fast. What each test
 asserts is a property that holds for a sound calibration on any machine (issue 19 §4, measured in
-bench/RESULTS.md "INT8 tests that passed by luck"):
+docs/notes/lab-notebook.md "INT8 tests that passed by luck"):
 - the fallback loop guarantees its budget on the windows it measured, on the machine it ran on;
   so the runtime backend is checked against the budget on the calibration's own held-out windows
   (same numerics), and on unseen windows of another length only for faithful masks and rankings
