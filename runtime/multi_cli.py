@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.backends import BACKEND_CHOICES
 from runtime.progress import Progress, format_summary
 from runtime.serving.client_options import add_triton_options, check_triton_options
 from runtime.settings import (
@@ -27,7 +26,7 @@ from runtime.settings import (
     check_non_negative,
     check_positive,
 )
-from runtime.stream_cli import SETUP_ERRORS, _output_lines
+from runtime.stream_cli import SETUP_ERRORS, _output_lines, add_model_options
 
 log = logging.getLogger("runtime.stream")
 OUTPUT_FILES = {"overlay": "overlay.mp4", "results": "results.json", "events": "events.jsonl"}
@@ -61,14 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "%(default)g; 0 sends whatever is ready)")
     p.add_argument("--max-batch", type=int, help="windows per engine call (default: the "
                    "manifest's batch max; 1 runs the streams unbatched)")
-    p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
-                   help="auto (default): a TensorRT plan on an NVIDIA GPU when one fits, "
-                        "OpenVINO on the CPU when installed, else onnxruntime; the summary "
-                        "says which")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    p.add_argument("--window", type=int, help="frames per window T (default: manifest)")
-    p.add_argument("--stride", type=int, help="step S between windows, 1 <= S < T")
+    add_model_options(p)
     p.add_argument("--fourcc", default="mp4v", help="overlay codec (default mp4v)")
     p.add_argument("--max-frames", type=int, help="stop each stream after N >= 1 frames")
     p.add_argument("--score", type=float, default=0.3, help="deployment-mode score threshold")

@@ -30,6 +30,19 @@ SETUP_ERRORS = (SourceError, ManifestError, ArtifactError, ConfigError, BackendU
 OUTPUT_FLAGS = ("--out", "--json", "--events")
 
 
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The model options every streaming command shares: backend, device, precision, window."""
+    p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
+                   help="auto (default): a TensorRT plan on an NVIDIA GPU when one fits, "
+                        "OpenVINO on the CPU when installed, else onnxruntime; the summary "
+                        "says which")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                   help="onnxruntime execution provider (default: CUDA if present, else CPU)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--window", type=int, help="frames per window T (default: manifest)")
+    p.add_argument("--stride", type=int, help="step S between windows, 1 <= S < T")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from runtime.pipeline import MODES, SIZE_CHANGE_POLICIES
     from runtime.sources import ReconnectPolicy
@@ -40,15 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "URL, image folder, or a quoted glob")
     p.add_argument("--artifacts", default=None, help="artifact directory with manifest.json "
                    "(default: artifacts/tevit when it exists)")
-    p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
-                   help="auto (default): a TensorRT plan on an NVIDIA GPU when one fits, "
-                        "OpenVINO on the CPU when installed, else onnxruntime; the summary "
-                        "says which")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
-                   help="onnxruntime execution provider (default: CUDA if present, else CPU)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    p.add_argument("--window", type=int, help="frames per window T (default: manifest)")
-    p.add_argument("--stride", type=int, help="step S between windows, 1 <= S < T")
+    add_model_options(p)
     p.add_argument("--out", help="overlay video (.mp4) with masks, boxes, IDs and scores")
     p.add_argument("--fourcc", default=None, help="OpenCV overlay codec (mp4v for .mp4, the "
                    "fallback when H.264 is missing; MJPG for .avi works with every OpenCV build)")
