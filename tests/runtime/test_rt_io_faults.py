@@ -284,16 +284,24 @@ def test_ctrl_c_during_imports_exits_130_without_traceback(clip_mp4, contract_ar
     assert not (tmp_path / "e.jsonl").exists()
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_ctrl_c_during_model_load_exits_130_without_traceback(clip_mp4, contract_artifacts,
-                                                              tmp_path, capsys, monkeypatch):
-    from runtime.backends import onnxrt
+                                                              tmp_path, capsys, monkeypatch,
+                                                              backend):
+    """Ctrl-C while the named backend loads its model (each backend's own loading function
+    raises): exit 130, no traceback, the user's earlier file untouched."""
+    from runtime.backends import onnxrt, openvino
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(onnxrt, "open_session", interrupted)
+    if backend == "openvino" and not openvino.openvino_installed():
+        pytest.fail("OpenVINO is not installed; `make setup` installs the openvino extra")
+    loader = {"onnxruntime": (onnxrt, "open_session"), "openvino": (openvino, "compile_entry")}
+    monkeypatch.setattr(*loader[backend], interrupted)
     (tmp_path / "e.jsonl").write_text("earlier")
-    code = _run(clip_mp4, contract_artifacts, "--events", tmp_path / "e.jsonl")
+    code = _run(clip_mp4, contract_artifacts, "--backend", backend, "--events",
+                tmp_path / "e.jsonl")
     err = capsys.readouterr().err
     assert code == 130 and "Traceback" not in err and "nothing was written" in err
     assert (tmp_path / "e.jsonl").read_text() == "earlier"
