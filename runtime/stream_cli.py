@@ -173,6 +173,8 @@ def _setup(args: argparse.Namespace):
     check_output_paths(outputs, protected=artifact_files(args.artifacts))
     source = open_source(args.source, fps=args.fps,
                          reconnect=ReconnectPolicy(max_attempts=args.reconnect))
+    for warning in unbounded_output_warnings(args, source):
+        log.warning("%s", warning)
     sinks, pipeline = {}, None
     try:
         check_output_paths(outputs, sources=source.files)
@@ -185,6 +187,28 @@ def _setup(args: argparse.Namespace):
         source.close()
         raise
     return source, pipeline, SinkGroup(sinks)
+
+
+def unbounded_output_warnings(args: argparse.Namespace, source) -> list[str]:
+    """Outputs whose memory grows with stream length, for a stream with no end (a camera or
+    network stream without ``--max-frames``). Measured by ``bench/soak.py``
+    (docs/notes/lab-notebook.md, runtime soak): the YTVIS JSON keeps every frame's RLE masks
+    until the file is written (~1 KiB a frame for 3 tracks); an MP4 overlay keeps its sample
+    index until it is closed (~74 bytes a frame with mp4v; Matroska ~7)."""
+    if not source.is_live or getattr(source, "finite", False) or args.max_frames is not None:
+        return []
+    warnings = []
+    if args.json:
+        warnings.append(
+            f"--json {args.json}: the YouTube-VIS file is written when the stream ends and holds "
+            "every frame's masks in memory until then (about 1 KiB a frame per few tracks); on "
+            "a stream without an end use --events (constant memory) or set --max-frames")
+    if args.out and Path(args.out).suffix.lower() in (".mp4", ".mov", ".m4v"):
+        warnings.append(
+            f"--out {args.out}: an MP4 keeps its frame index in memory until it is closed (about "
+            "74 bytes a frame measured with mp4v, ~190 MiB a day at 30 fps); a .mkv overlay needs "
+            "about a tenth")
+    return warnings
 
 
 def _load_pipeline(args: argparse.Namespace):

@@ -253,3 +253,24 @@ def test_a_source_whose_first_frame_does_not_decode_fails_at_open(tmp_path):
     (folder / "0.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(SourceError, match="0.png is not a readable image"):
         open_source(folder)
+
+
+def test_outputs_that_grow_without_end_are_named_for_endless_live_streams(clip):
+    """A camera without --max-frames: --json and an MP4 overlay hold per-frame data until the
+    end (bench/soak.py), so the command warns and names the alternative; a file source, a
+    bounded run and the constant-memory outputs get no warning."""
+    from runtime.stream_cli import build_parser, unbounded_output_warnings
+
+    camera = LiveSource(0, capture_factory=_Factory(clip[0]))
+    assert not camera.finite
+    args = build_parser().parse_args(["camera0", "--json", "r.json", "--out", "o.mp4",
+                                      "--events", "e.jsonl"])
+    json_warning, mp4_warning = unbounded_output_warnings(args, camera)
+    assert "--json r.json" in json_warning and "--events" in json_warning
+    assert "--out o.mp4" in mp4_warning and ".mkv" in mp4_warning
+    for quiet in (["camera0", "--events", "e.jsonl", "--out", "o.mkv"],
+                  ["camera0", "--json", "r.json", "--max-frames", "100"]):
+        assert unbounded_output_warnings(build_parser().parse_args(quiet), camera) == []
+    camera.close()
+    with open_source(clip[0]) as video:
+        assert unbounded_output_warnings(args, video) == []
