@@ -52,7 +52,7 @@ def ensure_val_set(root: Path, videos: int | None, seed: int) -> Path:
 
 
 def _pipeline(artifacts: Path, variant: str, window: int, stride: int, mode: str,
-              backend: str = "onnxruntime"):
+              backend: str = "onnxruntime", stages: str = "auto"):
     from runtime import Pipeline
 
     options = {"window": window, "stride": stride, "mode": "benchmark", "mask_format": "rle",
@@ -64,7 +64,7 @@ def _pipeline(artifacts: Path, variant: str, window: int, stride: int, mode: str
 
         backend = TorchEagerBackend(load_manifest(artifacts)).activate()
         return Pipeline(artifacts, backend=backend, **options)
-    return Pipeline(artifacts, precision=variant, backend=backend, **options)
+    return Pipeline(artifacts, precision=variant, backend=backend, stages=stages, **options)
 
 
 def run_video(pipeline, frames, video_id: int, num_classes: int, workdir: Path):
@@ -83,9 +83,10 @@ def run_video(pipeline, frames, video_id: int, num_classes: int, workdir: Path):
 
 
 def evaluate_variant(artifacts: Path, variant: str, mode: str, dataset: Path, videos: list[int],
-                     backend: str = "onnxruntime") -> Row:
+                     backend: str = "onnxruntime", stages: str = "auto") -> Row:
     """One table row: ``variant`` (eager or an ONNX precision) run by ``backend`` (onnxruntime,
-    openvino; the eager variant is PyTorch whatever ``backend`` says)."""
+    openvino; the eager variant is PyTorch whatever ``backend`` says) with ``stages`` (``auto``,
+    ``one``: the whole-model graph, ``two``: IFC's frame + clip stages; see ``Pipeline``)."""
     from runtime.manifest import load_manifest
 
     manifest = load_manifest(artifacts)
@@ -100,7 +101,7 @@ def evaluate_variant(artifacts: Path, variant: str, mode: str, dataset: Path, vi
         window, stride = manifest.window
     start = time.perf_counter()
     entries, idsw, idtp, id_errors = [], 0, 0, 0
-    with _pipeline(artifacts, variant, window, stride, mode, backend) as pipeline, \
+    with _pipeline(artifacts, variant, window, stride, mode, backend, stages) as pipeline, \
             tempfile.TemporaryDirectory() as tmp:
         for vid in videos:
             sample = read_video(dataset, vid)
@@ -115,6 +116,8 @@ def evaluate_variant(artifacts: Path, variant: str, mode: str, dataset: Path, vi
               "annotations": [a for a in gt["annotations"] if a["video_id"] in videos]}
     scores = evaluate(subset, entries, lenient=True) if entries else {"AP": 0.0, "AP50": 0.0}
     name = variant if variant == "eager" or backend == "onnxruntime" else f"{variant} ({backend})"
+    if variant != "eager" and stages != "auto":
+        name += f", {stages}-stage"
     return Row(manifest.model, name, mode, f"T={window}, S={stride}", scores["AP"], scores["AP50"],
                idsw, 2 * idtp / max(2 * idtp + id_errors, 1), time.perf_counter() - start)
 
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", default=["onnxruntime"],
                         choices=["onnxruntime", "openvino"],
                         help="runtime backends of the ONNX variants (CPU); a row per backend")
+    parser.add_argument("--stages", nargs="+", default=["auto"], choices=["auto", "one", "two"],
+                        help="ONNX variants: whole-model graph (one), frame + clip stages (two, "
+                             "IFC exports), or the default (auto); a row per choice")
     parser.add_argument("--out", default=None, help="also write the markdown table here")
     parser.add_argument("--plots", default=None, metavar="DIR",
                         help="also draw DIR/accuracy.png (AP, AP50, IDF1 per variant and mode; "
@@ -156,10 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for artifacts in map(Path, args.artifacts):
         for variant in available_variants(artifacts, args.variants):
-            for backend in ["pytorch"] if variant == "eager" else args.backends:
+            runs = ([("pytorch", "auto")] if variant == "eager" else
+                    [(b, st) for b in args.backends for st in args.stages])
+            for backend, stages in runs:
                 for mode in args.modes:
                     rows.append(evaluate_variant(artifacts, variant, mode, dataset, videos,
-                                                 backend))
+                                                 backend, stages))
                     print(f"[report] {format_table(rows[-1:]).splitlines()[-1]}", file=sys.stderr)
     table = format_table(rows)
     print(table)

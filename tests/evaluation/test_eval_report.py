@@ -45,3 +45,15 @@ def test_openvino_rows_score_like_onnxruntime(tiny_tevit_artifacts, two_videos):
     for metric in ("ap", "ap50", "idf1"):  # same tracks: same scores
         assert abs(getattr(rows["openvino"], metric) - getattr(rows["onnxruntime"], metric)) < 1e-6
     assert rows["openvino"].idsw == rows["onnxruntime"].idsw
+
+
+def test_ifc_one_and_two_stage_rows_are_equal(tiny_exports, two_videos):
+    """IFC's two-stage export (frame stage + clip stage with cached features) scores exactly as
+    its whole-model graph: same tracks, so the same AP, ID switches and IDF1."""
+    artifacts = tiny_exports("ifc", two_stage=True).directory
+    rows = {stages: report.evaluate_variant(artifacts, "fp32", "near-online", two_videos, [1, 2],
+                                            stages=stages) for stages in ("one", "two")}
+    assert rows["one"].variant == "fp32, one-stage" and rows["two"].variant == "fp32, two-stage"
+    for metric in ("ap", "ap50", "idf1"):
+        assert abs(getattr(rows["one"], metric) - getattr(rows["two"], metric)) < 1e-6
+    assert rows["one"].idsw == rows["two"].idsw
