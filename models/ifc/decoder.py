@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.ifc.layers import TransformerDecoderLayer
+from models.common.detr_layers import PostNormDecoderLayer
 from models.ifc.memory_bus import IFCEncoder
 
 
@@ -20,7 +20,7 @@ class IFCDecoder(nn.Module):
     def __init__(self, dim: int, nheads: int, dim_feedforward: int, num_layers: int):
         super().__init__()
         self.layers = nn.ModuleList(
-            TransformerDecoderLayer(dim, nheads, dim_feedforward) for _ in range(num_layers)
+            PostNormDecoderLayer(dim, nheads, dim_feedforward) for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(dim)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.ifc.layers import TransformerEncoderLayer
+from models.common.detr_layers import PostNormEncoderLayer
 
 
 def exchange_over_time(bus: torch.Tensor, batch: int, layer: nn.Module) -> torch.Tensor:
@@ -33,10 +33,10 @@ class IFCEncoder(nn.Module):
     def __init__(self, dim: int, nheads: int, dim_feedforward: int, num_layers: int):
         super().__init__()
         self.enc_layers = nn.ModuleList(
-            TransformerEncoderLayer(dim, nheads, dim_feedforward) for _ in range(num_layers)
+            PostNormEncoderLayer(dim, nheads, dim_feedforward) for _ in range(num_layers)
         )
         self.bus_layers = nn.ModuleList(
-            TransformerEncoderLayer(dim, nheads, dim_feedforward) for _ in range(num_layers)
+            PostNormEncoderLayer(dim, nheads, dim_feedforward) for _ in range(num_layers)
         )
 
     def forward(

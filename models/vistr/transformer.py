@@ -3,68 +3,16 @@
 ``models/transformer.py`` of VisTR, batch-first. Dropout is omitted (inference only). The padding
 mask is an optional additive ``key_bias`` [B, L] (0 / ``MASKED_LOGIT``): the official
 ``key_padding_mask`` of the encoder's self-attention and the decoder's cross-attention
-(``transformer.py:56-58``; the queries' self-attention is unmasked). Attention uses
-``PackedAttention`` (parameter names of ``nn.MultiheadAttention``, explicit matmul/softmax).
+(``transformer.py:56-58``; the queries' self-attention is unmasked). The layers are DETR's,
+shared with IFC (``models.common.detr_layers``).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from models.common.attention import PackedAttention
-
-
-class EncoderLayer(nn.Module):
-    """``x = LN(x + SelfAttn(q=k=x+pos, v=x))``; ``x = LN(x + FFN(x))``."""
-
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int):
-        super().__init__()
-        self.self_attn = PackedAttention(d_model, nhead)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-
-    def forward(
-        self, src: torch.Tensor, pos: torch.Tensor, key_bias: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """src Tensor[B, L, d], pos Tensor[L, d] or [B, L, d], key_bias Tensor[B, L] or None
-        -> Tensor[B, L, d]."""
-        q = src + pos
-        src = self.norm1(src + self.self_attn(q, q, src, key_bias))
-        return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
-
-
-class DecoderLayer(nn.Module):
-    """Self-attention over queries, cross-attention to the memory, FFN; each post-norm."""
-
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int):
-        super().__init__()
-        self.self_attn = PackedAttention(d_model, nhead)
-        self.multihead_attn = PackedAttention(d_model, nhead)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
-
-    def forward(
-        self,
-        tgt: torch.Tensor,
-        memory: torch.Tensor,
-        pos: torch.Tensor,
-        query_pos: torch.Tensor,
-        key_bias: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """tgt Tensor[B, Q, d], memory Tensor[B, L, d], pos Tensor[L, d] or [B, L, d],
-        query_pos Tensor[Q, d], key_bias Tensor[B, L] (memory padding) or None."""
-        q = tgt + query_pos
-        tgt = self.norm1(tgt + self.self_attn(q, q, tgt))
-        cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_bias)
-        tgt = self.norm2(tgt + cross)
-        return self.norm3(tgt + self.linear2(F.relu(self.linear1(tgt))))
+from models.common.detr_layers import PostNormDecoderLayer, PostNormEncoderLayer
 
 
 class Encoder(nn.Module):
@@ -73,7 +21,7 @@ class Encoder(nn.Module):
     def __init__(self, num_layers: int, d_model: int, nhead: int, dim_feedforward: int):
         super().__init__()
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, nhead, dim_feedforward) for _ in range(num_layers)
+            PostNormEncoderLayer(d_model, nhead, dim_feedforward) for _ in range(num_layers)
         )
 
     def forward(
@@ -90,7 +38,7 @@ class Decoder(nn.Module):
     def __init__(self, num_layers: int, d_model: int, nhead: int, dim_feedforward: int):
         super().__init__()
         self.layers = nn.ModuleList(
-            DecoderLayer(d_model, nhead, dim_feedforward) for _ in range(num_layers)
+            PostNormDecoderLayer(d_model, nhead, dim_feedforward) for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model)
 

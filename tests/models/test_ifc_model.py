@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from models import available, build_model
+from models.common.attention import PackedAttention as MultiheadAttention
 from models.common.box_ops import masks_to_boxes
+from models.common.detr_layers import PostNormEncoderLayer
 from models.ifc.config import PRESETS
-from models.ifc.layers import MultiheadAttention, TransformerEncoderLayer
 from models.ifc.memory_bus import exchange_over_time
 from models.ifc.model import IFCModel
 from models.ifc.postprocess import rank_pairs
@@ -107,7 +108,7 @@ def test_output_is_equivariant_to_frame_order(model):
 def test_exchange_over_time_equals_per_slot_loop():
     """Reference: slot m of clip b attends over the T frames of that clip only (Python loop)."""
     torch.manual_seed(0)
-    layer = TransformerEncoderLayer(16, 4, 32).eval()
+    layer = PostNormEncoderLayer(16, 4, 32).eval()
     b, t, m, c = 2, 5, 3, 16
     bus = torch.randn(b * t, m, c)
     with torch.no_grad():
