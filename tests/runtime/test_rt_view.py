@@ -213,9 +213,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no headless browser here: apt-get install -y "
-                    "chromium (Debian) to run the page test; the HTTP-client tests above cover "
-                    "the stream")
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless browser here (`make test` installs "
+                    "Debian's chromium where it can, else apt-get install chromium); the "
+                    "HTTP-client tests above cover the stream")
 def test_headless_browser_shows_the_overlay_and_tracks(results, tmp_path):
     sink = ViewSink(0)
     try:
