@@ -2,7 +2,7 @@
 
     nice python bench/soak.py [--minutes 30] [--max-frames N] [--size 192x320]
         [--artifacts DIR] [--threads 1] [--sample-s 30] [--warmup-s 120]
-        [--outputs out,json,events] [--out-dir DIR]
+        [--outputs out,json,events] [--overlay o.mp4|o.mkv] [--out-dir DIR]
     nice python bench/soak.py --writer-probe   # overlay writer memory per container
 
 A small clip of moving coloured squares (``--clip-frames``, written once as MP4) is decoded
@@ -114,7 +114,7 @@ def soak(args) -> list[tuple]:
     pipeline = Pipeline(artifacts, device="cpu", threads=args.threads, keep_images=True)
     outputs, ytvis = {}, None
     if "out" in args.outputs:
-        outputs["--out"] = OverlayVideoSink(work / "o.mp4", fps=30.0)
+        outputs["--out"] = OverlayVideoSink(work / args.overlay, fps=30.0)
     if "json" in args.outputs:
         ytvis = outputs["--json"] = YtvisJsonSink(work / "r.json",
                                                   num_classes=len(pipeline.class_names))
@@ -199,6 +199,9 @@ def parse_args(argv=None):
                         "every mask until the end), events (JSONL)")
     p.add_argument("--writer-probe", action="store_true",
                    help="only measure the overlay writer's memory per frame per container")
+    p.add_argument("--overlay", default="o.mp4",
+                   help="overlay file name: its container picks the writer as in --out (.mp4/.mkv: "
+                        "H.264 through PyAV when installed, else OpenCV mp4v; .avi: OpenCV)")
     p.add_argument("--out-dir", default=None, help="where the outputs go (default: a temp dir)")
     args = p.parse_args(argv)
     args.size = tuple(int(v) for v in args.size.lower().split("x"))
