@@ -4,8 +4,10 @@ Writes ``model.<precision>.onnx`` into ARTIFACTS, adds it to ``manifest.json`` a
 sensitivity table and final deltas in ``calibration_report.json``. SOURCE: a video file, an image
 folder or glob, a dataset folder (``python -m evaluation.synthetic --out DIR``), or
 ``synthetic[:PRESET[:VIDEOS]]`` (rendered in memory). Budget: with ``--ap-data DIR`` the
-YouTube-VIS AP drop vs FP32 must stay <= ``--budget-ap`` (default 0.5); otherwise output parity
-vs FP32 must stay within ``--scores-tol``, ``--mask-tol`` and ``--box-tol``.
+YouTube-VIS AP drop vs FP32 must stay <= ``--budget-ap`` (default 0.5), measured by streaming
+DIR through the runtime with the manifest's window and ``--ap-tracker`` (``ifc-official`` for IFC
+deployed near-online); otherwise output parity vs FP32 must stay within ``--scores-tol``,
+``--mask-tol`` and ``--box-tol``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-ap", type=float, default=0.5, help="max AP drop with --ap-data")
     p.add_argument("--ap-data", help="dataset folder to measure YouTube-VIS AP on")
     p.add_argument("--ap-videos", type=int, help="score only the first N videos of --ap-data")
+    p.add_argument("--ap-tracker", default="default", choices=["default", "ifc-official"],
+                   help="the runtime tracker the AP is measured with (ifc-official: IFC's "
+                        "near-online linking, as deployed with --tracker ifc-official)")
     p.add_argument("--scores-tol", type=float, default=0.02, help="parity: max score error")
     p.add_argument("--mask-tol", type=float, default=0.02, help="parity: mean mask error")
     p.add_argument("--box-tol", type=float, default=4.0, help="parity: max box error (px)")
@@ -70,7 +75,7 @@ def options_from(args: argparse.Namespace):
         eval_windows=args.eval_windows, reference_windows=args.reference_windows,
         reference_frames=args.reference_frames,
         window_length=args.window_length, budget_ap=args.budget_ap, ap_data=args.ap_data,
-        ap_videos=args.ap_videos, keep_list=args.keep_list, block_depth=args.block_depth,
+        ap_videos=args.ap_videos, ap_tracker=args.ap_tracker, keep_list=args.keep_list, block_depth=args.block_depth,
         rank_by=args.rank_by,
         parity=ParityBudget(scores_max_abs=args.scores_tol, mask_mae=args.mask_tol,
                             box_max_abs=args.box_tol),

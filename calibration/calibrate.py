@@ -69,6 +69,7 @@ class CalibrationOptions:
     metric: Callable[[Path], float] | None = None
     ap_data: str | None = None
     ap_videos: int | None = None
+    ap_tracker: str = "default"
     keep_list: str | None = None
     block_depth: int | None = None
     rank_by: str = "parity"
@@ -113,7 +114,7 @@ def _prepare(directory: Path, data, options: CalibrationOptions) -> _Job:
         from calibration.ap_metric import YtvisApMetric
 
         metric = YtvisApMetric(options.ap_data, directory, max_videos=options.ap_videos,
-                               threads=options.threads)
+                               threads=options.threads, tracker=options.ap_tracker)
     parity = None
     if not metric or options.rank_by == "parity":
         parity = ParityCheck(fp32, held.windows, budget=options.parity, threads=options.threads)
