@@ -15,12 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--recipe" in argv:
         from training import backbone_pretrain
-        from training.recipes import PRETRAIN, stage_commands
+        from training.recipes import EXPERIMENTS, PRETRAIN, stage_commands
 
         argv.remove("--recipe")
+        recipes = None
+        if "--experiment" in argv:
+            argv.remove("--experiment")
+            recipes = EXPERIMENTS
         model = argv[0] if argv else ""
         out = argv[argv.index("--out") + 1] if "--out" in argv else f"checkpoints/{model}_tiny.pth"
-        for command in stage_commands(model, out):
+        for command in stage_commands(model, out, recipes):
             if command[0] == PRETRAIN:
                 print("[train] python -m training.backbone_pretrain " + " ".join(command[1:]), file=sys.stderr)
                 backbone_pretrain.main(command[1:])
@@ -36,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", action="store_true",
                         help="repeat the recorded stages that produced checkpoints/<model>_tiny.pth "
                              "(training/recipes.py); only --out may be given with it")
+    parser.add_argument("--experiment", action="store_true",
+                        help="with --recipe: repeat the model's kept experiment instead "
+                             "(training/recipes.py EXPERIMENTS; not the committed checkpoint)")
     for field in dataclasses.fields(TrainConfig):
         if field.name in ("model", "preset"):
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from models import build_model
 from training.data import ClipSampler
 from training.loop import TrainConfig, reproduce_command, save_checkpoint
-from training.recipes import PRETRAIN, RECIPES, stage_commands
+from training.recipes import EXPERIMENTS, PRETRAIN, RECIPES, stage_commands
 from training.softmax_criterion import no_object_ce, pairwise_dice_cost, resize_masks
 
 
@@ -80,10 +81,11 @@ def test_vistr_matching_is_per_slot_over_the_clip():
     assert dict(zip(g.tolist(), slot.tolist())) == {0: 2, 1: 1}
 
 
-@pytest.mark.parametrize("model", sorted(RECIPES))
-def test_recipe_stages_chain_their_checkpoints(model):
+@pytest.mark.parametrize("recipes,model", [(RECIPES, m) for m in sorted(RECIPES)] +
+                         [(EXPERIMENTS, m) for m in sorted(EXPERIMENTS)])
+def test_recipe_stages_chain_their_checkpoints(recipes, model):
     out = f"checkpoints/{model}_tiny.pth"
-    commands = stage_commands(model, out)
+    commands = stage_commands(model, out, recipes)
     assert len(commands) >= 1 and commands[-1][-1] == out
     assert "--init" not in commands[0]  # the first stage starts from nothing
     for previous, current in zip(commands, commands[1:]):
@@ -99,8 +101,8 @@ def test_recipe_stages_chain_their_checkpoints(model):
         stage_commands("nope", "x.pth")
 
 
-def test_the_ifc_recipe_pretrains_then_trains_on_refreshing_pools_within_90_minutes():
-    commands = stage_commands("ifc", "checkpoints/ifc_tiny.pth")
+def test_the_ifc_experiment_pretrains_then_trains_on_refreshing_pools_within_90_minutes():
+    commands = stage_commands("ifc", "checkpoints/ifc_tiny.pth", EXPERIMENTS)
     assert [c[0] for c in commands] == [PRETRAIN, "ifc"]
     configs = [backbone_pretrain_parser_accepts(commands[0][1:]), training_parser_accepts(commands[1])]
     assert all(cfg.refresh_every > 0 for cfg in configs)  # never-repeating videos from the start
@@ -316,3 +318,20 @@ def test_vistr_gt_boxes_are_normalised_by_the_real_image():
     torch.testing.assert_close(clip_boxes_cxcywh(clip), expected)
     clip.content_hw = None  # the whole frame
     torch.testing.assert_close(clip_boxes_cxcywh(clip), torch.tensor([[[70 / 320, 40 / 192, 60 / 320, 40 / 192]]]))
+
+
+@pytest.mark.parametrize("model", sorted(RECIPES))
+def test_the_recipe_repeats_the_committed_checkpoints_last_stage(model):
+    """``make train`` repeats what produced checkpoints/<model>_tiny.pth: the recipe's last
+    stage runs the configuration of the command stored in that checkpoint's meta."""
+    import dataclasses
+    import shlex
+
+    path = Path(__file__).resolve().parents[2] / "checkpoints" / f"{model}_tiny.pth"
+    stored = shlex.split(torch.load(path, map_location="cpu", weights_only=False)["meta"]["command"])
+    assert stored[:3] == ["python", "-m", "training"]
+    want = dataclasses.asdict(training_parser_accepts(stored[3:]))
+    got = dataclasses.asdict(training_parser_accepts(stage_commands(model, "x.pth")[-1]))
+    for name in ("init", "out"):
+        want.pop(name, None), got.pop(name, None)
+    assert got == want
