@@ -23,6 +23,7 @@ from calibration.int8 import ENGINES, HIGH_PRECISIONS, METHODS
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from calibration.calibrate import PRECISIONS, RANK_BY
+    from runtime.stream_state import TRACKERS
 
     p = argparse.ArgumentParser(prog="python -m calibration", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-ap", type=float, default=0.5, help="max AP drop with --ap-data")
     p.add_argument("--ap-data", help="dataset folder to measure YouTube-VIS AP on")
     p.add_argument("--ap-videos", type=int, help="score only the first N videos of --ap-data")
-    p.add_argument("--ap-tracker", default="default", choices=["default", "ifc-official"],
+    p.add_argument("--ap-tracker", default="default", choices=TRACKERS,
                    help="the runtime tracker the AP is measured with (ifc-official: IFC's "
                         "near-online linking, as deployed with --tracker ifc-official)")
     p.add_argument("--scores-tol", type=float, default=0.02, help="parity: max score error")
@@ -75,7 +76,8 @@ def options_from(args: argparse.Namespace):
         eval_windows=args.eval_windows, reference_windows=args.reference_windows,
         reference_frames=args.reference_frames,
         window_length=args.window_length, budget_ap=args.budget_ap, ap_data=args.ap_data,
-        ap_videos=args.ap_videos, ap_tracker=args.ap_tracker, keep_list=args.keep_list, block_depth=args.block_depth,
+        ap_videos=args.ap_videos, ap_tracker=args.ap_tracker, keep_list=args.keep_list,
+        block_depth=args.block_depth,
         rank_by=args.rank_by,
         parity=ParityBudget(scores_max_abs=args.scores_tol, mask_mae=args.mask_tol,
                             box_max_abs=args.box_tol),
