@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         kind = type(getattr(defaults, field.name)) if getattr(defaults, field.name) is not None else str
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=getattr(defaults, field.name))
     args = parser.parse_args(argv)
+    if args.experiment:
+        parser.error("--experiment selects a kept recipe: give it with --recipe")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     out = args.out or f"checkpoints/{cfg.model}_{cfg.preset}.pth"
     curve = train(cfg, out)

@@ -335,3 +335,11 @@ def test_the_recipe_repeats_the_committed_checkpoints_last_stage(model):
     for name in ("init", "out"):
         want.pop(name, None), got.pop(name, None)
     assert got == want
+
+
+def test_experiment_without_recipe_is_refused_rather_than_ignored(capsys):
+    import training.__main__ as cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["ifc", "--experiment", "--iterations", "1"])
+    assert stop.value.code == 2 and "--recipe" in capsys.readouterr().err
