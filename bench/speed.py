@@ -231,7 +231,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="name:preset[@HxW]")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8"])
-    p.add_argument("--int8-engines", nargs="+", default=["modelopt", "nncf"])
+    p.add_argument("--int8-engines", nargs="+", default=["modelopt", "nncf"],
+                   choices=["modelopt", "nncf"],
+                   help="INT8 graphs to make: the calibration's (ModelOpt) and/or NNCF's")
     p.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"])
     p.add_argument("--roi-align", default="onnx", choices=["onnx", "grid_sample"],
                    help="TeViT's RoIAlign export form")

@@ -58,7 +58,7 @@ def prepare_model(name: str, preset: str, hw: tuple[int, int], workdir: Path, ar
     options = CalibrationOptions(windows=args.calib_windows, eval_windows=args.eval_windows,
                                  ap_data=args.ap_data, ap_videos=args.ap_videos,
                                  threads=args.threads, progress=False)
-    for precision in [p for p in ("fp16", "int8") if p in args.precisions and p not in have]:
+    for precision in calibrations_to_make(args.precisions, args.int8_engines, have):
         try:
             section = calibrate_artifacts(directory, precision=precision, data=args.calib_data,
                                           options=options)
@@ -72,6 +72,14 @@ def prepare_model(name: str, preset: str, hw: tuple[int, int], workdir: Path, ar
     if "int8" in args.precisions and "nncf" in args.int8_engines:
         prepare_nncf(prepared, args, options)
     return prepared
+
+
+def calibrations_to_make(precisions, int8_engines, have) -> list[str]:
+    """The ``python -m calibration`` precisions still to make: FP16 and ModelOpt's INT8 (the
+    calibration's own engine) when asked for and not in the manifest yet; ``--int8-engines
+    nncf`` alone makes only NNCF's INT8 graph (``prepare_nncf``)."""
+    return [p for p in ("fp16", "int8") if p in precisions and p not in have
+            and (p != "int8" or "modelopt" in int8_engines)]
 
 
 def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:

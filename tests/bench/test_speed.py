@@ -15,6 +15,7 @@ sys.path.insert(0, str(TESTS / "runtime"))
 
 import rt_fixtures  # noqa: E402
 from speed import budget_text, clip_windows, timed_rounds  # noqa: E402
+from speed_variants import calibrations_to_make  # noqa: E402
 
 from runtime.manifest import load_manifest  # noqa: E402
 
@@ -55,3 +56,11 @@ def test_budget_text():
         "AP drop 0.8 OVER"
     nncf = {"value": 0.9, "within_budget": True, "before_fallback": 23.0, "blocks_back_to_fp32": 9}
     assert budget_text(nncf) == ("parity loss 0.9 within (NNCF alone 23; 9 blocks back to FP32)")
+
+
+def test_nncf_alone_skips_modelopts_int8_calibration():
+    both = ["modelopt", "nncf"]
+    assert calibrations_to_make(["fp32", "fp16", "int8"], both, {"fp32"}) == ["fp16", "int8"]
+    assert calibrations_to_make(["fp32", "int8"], ["nncf"], {"fp32"}) == []
+    assert calibrations_to_make(["fp32", "fp16", "int8"], ["nncf"], {"fp32"}) == ["fp16"]
+    assert calibrations_to_make(["int8"], both, {"fp32", "int8"}) == []  # already made
