@@ -14,6 +14,7 @@ DEFORM_CONV ?=
 PRECISION ?= fp32
 CALIB ?= synthetic:val:4
 AP_DATA ?=
+CHECK_BACKEND ?=
 # onnxruntime (CPU) unless `make setup-trt` moved this venv to onnxruntime-gpu: never both wheels.
 ORT_EXTRA = $(if $(wildcard $(VENV)/.gpu),gpu,cpu)
 
@@ -87,10 +88,11 @@ lint: setup
 # DEFORM_CONV=onnx writes VisTR's deformable conv as the ONNX DeformConv op (opset 19).
 # PRECISION=fp16|int8 adds model.<precision>.onnx, calibrated on CALIB (video, folder, dataset
 # or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory. AP_DATA=DIR (a generated val
-# set) makes the budget a YouTube-VIS AP drop on DIR instead of output parity.
+# set) makes the budget a YouTube-VIS AP drop on DIR instead of output parity. CHECK_BACKEND=openvino
+# measures the budget on OpenVINO (deploying with it: its INT8 kernels differ from onnxruntime's).
 export: setup
 	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(TRUST_CHECKPOINT),--trust-checkpoint,) $(if $(INPUT_SIZE),--input-size $(INPUT_SIZE),) $(if $(ROI_ALIGN),--roi-align $(ROI_ALIGN),) $(if $(DEFORM_CONV),--deform-conv $(DEFORM_CONV),)
-	$(if $(filter-out fp32,$(PRECISION)),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB) $(if $(AP_DATA),--ap-data $(AP_DATA),),)
+	$(if $(filter-out fp32,$(PRECISION)),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB) $(if $(AP_DATA),--ap-data $(AP_DATA),) $(if $(CHECK_BACKEND),--check-backend $(CHECK_BACKEND),),)
 
 # Repeats the recorded stages that produced checkpoints/<MODEL>_tiny.pth (training/recipes.py).
 train: setup

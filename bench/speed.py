@@ -193,11 +193,14 @@ def format_table(prepared, runners, times, reference, gflop, stride, peak) -> st
 
 
 def budget_text(check: dict | None) -> str:
-    """``loss 0.83 within`` (parity) or ``AP drop 0.31 within`` (AP), with NNCF's fallback."""
+    """``loss 0.83 within`` (parity) or ``AP drop 0.31 within`` (AP), with the backend it was
+    measured on (``measured_on``) and NNCF's fallback."""
     if not check:
         return "not measured"
     kind = "AP drop" if any(k.endswith("_drop") for k in check) else "parity loss"
     text = f"{kind} {check['value']:.3g} {'within' if check['within_budget'] else 'OVER'}"
+    if check.get("measured_on"):
+        text += f" on {check['measured_on']}"
     if "before_fallback" in check:
         text += (f" (NNCF alone {check['before_fallback']:.3g}; "
                  f"{check['blocks_back_to_fp32']} blocks back to FP32)")
@@ -243,6 +246,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-windows", type=int, default=2)
     p.add_argument("--ap-data", help="dataset folder: INT8/FP16 budget is the AP drop on it")
     p.add_argument("--ap-videos", type=int)
+    p.add_argument("--check-backend", choices=["onnxruntime", "openvino"],
+                   help="runtime the FP16/INT8 budgets are measured on (default: openvino when "
+                        "installed, the fastest CPU path these tables look for)")
     p.add_argument("--max-window-s", type=float, default=60.0)
     p.add_argument("--workdir", default="artifacts/bench_speed", help="exports kept here (reused)")
     p.add_argument("--out", help="also write the markdown here")
@@ -253,6 +259,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.check_backend is None:
+        from runtime.backends.openvino import openvino_installed
+
+        args.check_backend = "openvino" if openvino_installed() else "onnxruntime"
     workdir = Path(args.workdir)
     if args.flops_only:
         text = "\n".join(flops_comparison(spec, args, workdir) for spec in args.models)

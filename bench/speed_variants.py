@@ -38,7 +38,8 @@ class Prepared:
     directory: Path
     nncf_directory: Path | None = None
     notes: list[str] = field(default_factory=list)
-    int8_checks: dict[str, dict] = field(default_factory=dict)  # engine -> budget measurement
+    # engine -> budget measurement (``measured_on``: the runtime it ran on)
+    int8_checks: dict[str, dict] = field(default_factory=dict)
 
 
 def export_dir(workdir: Path, name: str, preset: str, hw: tuple[int, int], roi_align) -> Path:
@@ -57,21 +58,28 @@ def prepare_model(name: str, preset: str, hw: tuple[int, int], workdir: Path, ar
     have = {e["precision"] for e in load_manifest(directory).data["artifacts"]}
     options = CalibrationOptions(windows=args.calib_windows, eval_windows=args.eval_windows,
                                  ap_data=args.ap_data, ap_videos=args.ap_videos,
-                                 threads=args.threads, progress=False)
+                                 check_backend=args.check_backend, threads=args.threads,
+                                 progress=False)
     for precision in calibrations_to_make(args.precisions, args.int8_engines, have):
         try:
             section = calibrate_artifacts(directory, precision=precision, data=args.calib_data,
                                           options=options)
             if precision == "int8":
-                prepared.int8_checks["modelopt"] = section["final"]
+                prepared.int8_checks["modelopt"] = _measured(section)
         except Exception as err:  # a failed conversion is a table note, not the end of the run
             prepared.notes.append(f"{precision} calibration failed: {err}")
     report = directory / "calibration_report.json"
     if "int8" in have and report.is_file():
-        prepared.int8_checks["modelopt"] = json.loads(report.read_text())["int8"]["final"]
+        prepared.int8_checks["modelopt"] = _measured(json.loads(report.read_text())["int8"])
     if "int8" in args.precisions and "nncf" in args.int8_engines:
         prepare_nncf(prepared, args, options)
     return prepared
+
+
+def _measured(section: dict) -> dict:
+    """A calibration report section's final budget measurement with the runtime it ran on
+    (reports written before ``check_backend`` existed were measured on onnxruntime)."""
+    return {**section["final"], "measured_on": section["check"].get("backend") or "onnxruntime"}
 
 
 def calibrations_to_make(precisions, int8_engines, have) -> list[str]:
@@ -105,7 +113,8 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
             result = quantize_nncf(target / fp32["file"], target / "model.int8.onnx",
                                    list(job.calib.windows.feeds(manifest.entry_inputs(fp32))),
                                    exclude=exclude)
-            prepared.int8_checks["nncf"] = nncf_fallback(job, target / "model.int8.onnx")
+            prepared.int8_checks["nncf"] = {**nncf_fallback(job, target / "model.int8.onnx"),
+                                            "measured_on": options.check_backend}
         except Exception as err:  # a failed quantizer or check is a table note, not the end
             prepared.notes.append(f"NNCF INT8 failed: {' '.join(str(err).split())[:300]}")
             return

@@ -23,6 +23,7 @@ from calibration.int8 import ENGINES, HIGH_PRECISIONS, METHODS
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from calibration.calibrate import PRECISIONS, RANK_BY
+    from calibration.parity import CHECK_BACKENDS
     from runtime.stream_state import TRACKERS
 
     p = argparse.ArgumentParser(prog="python -m calibration", description=__doc__,
@@ -49,6 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ap-tracker", default="default", choices=TRACKERS,
                    help="the runtime tracker the AP is measured with (ifc-official: IFC's "
                         "near-online linking, as deployed with --tracker ifc-official)")
+    p.add_argument("--check-backend", default="onnxruntime", choices=CHECK_BACKENDS,
+                   help="CPU runtime the budget (parity or AP) is measured on: the one you deploy "
+                        "with (INT8 kernels differ: openvino for --backend openvino or auto on a "
+                        "CPU with OpenVINO)")
     p.add_argument("--scores-tol", type=float, default=0.02, help="parity: max score error")
     p.add_argument("--mask-tol", type=float, default=0.02, help="parity: mean mask error")
     p.add_argument("--box-tol", type=float, default=4.0, help="parity: max box error (px)")
@@ -78,7 +83,7 @@ def options_from(args: argparse.Namespace):
         window_length=args.window_length, budget_ap=args.budget_ap, ap_data=args.ap_data,
         ap_videos=args.ap_videos, ap_tracker=args.ap_tracker, keep_list=args.keep_list,
         block_depth=args.block_depth,
-        rank_by=args.rank_by,
+        rank_by=args.rank_by, check_backend=args.check_backend,
         parity=ParityBudget(scores_max_abs=args.scores_tol, mask_mae=args.mask_tol,
                             box_max_abs=args.box_tol),
         sensitivity=args.sensitivity, fallback=not args.no_fallback, threads=args.threads,

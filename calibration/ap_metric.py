@@ -25,22 +25,24 @@ class YtvisApMetric:
         dataset: generated dataset folder (``python -m evaluation.synthetic --out DIR``).
         artifacts: the artifact directory whose manifest describes the graph's I/O.
         max_videos: score only the first N videos (faster; None = all).
-        threads: onnxruntime intra-op threads (0 = default).
+        threads: inference threads (0 = the backend's default).
         tracker: the runtime's ``--tracker`` the AP is measured with (``default``, or
             ``ifc-official``: IFC's near-online linking), so the budget holds for the way the
             graph will be deployed.
+        backend: the runtime backend the videos run on (``onnxruntime`` or ``openvino``): an
+            INT8 graph's AP differs between them (their INT8 kernels differ).
     """
 
     def __init__(self, dataset: str | Path, artifacts: str | Path, *,
                  max_videos: int | None = None, threads: int = 0,
-                 tracker: str = "default") -> None:
+                 tracker: str = "default", backend: str = "onnxruntime") -> None:
         from evaluation.synthetic import open_dataset
 
         self.paths = open_dataset(dataset)
         self.manifest = load_manifest(artifacts)
         gt = json.loads(self.paths.annotations.read_text(encoding="utf-8"))
         self.videos = gt["videos"][:max_videos] if max_videos else gt["videos"]
-        self.threads, self.tracker = threads, tracker
+        self.threads, self.tracker, self.backend = threads, tracker, backend
 
     def _staged(self, onnx_path: Path, folder: Path) -> Path:
         """An artifact folder whose manifest lists ``onnx_path`` as its only (fp32-slot) graph."""
@@ -68,8 +70,8 @@ class YtvisApMetric:
         entries: list[dict] = []
         with tempfile.TemporaryDirectory(prefix="visdeploy_ap_") as tmp:
             staged = self._staged(Path(onnx_path), Path(tmp))
-            with Pipeline(staged, device="cpu", mode="benchmark", threads=self.threads,
-                          tracker=self.tracker) as pipe:
+            with Pipeline(staged, backend=self.backend, device="cpu", mode="benchmark",
+                          threads=self.threads, tracker=self.tracker) as pipe:
                 for video in self.videos:
                     sink = YtvisJsonSink(Path(tmp) / f"{video['id']}.json",
                                          num_classes=len(pipe.class_names), video_id=video["id"])

@@ -3,7 +3,8 @@
 Two interchangeable checks share ``measure(model) -> Measurement``:
 
 - ``ParityCheck``: output parity vs FP32 on held-out windows, normalised by a ``ParityBudget``
-  (value = loss, within budget when <= 1). Works for any model, trained or not.
+  (value = loss, within budget when <= 1). Works for any model, trained or not. ``backend``:
+  the CPU runtime both graphs run on (onnxruntime, or openvino for graphs deployed with it).
 - ``MetricCheck``: a task metric computed by a pluggable function ``metric(onnx_path) -> float``
   (e.g. ``calibration.ap_metric.YtvisApMetric``: YouTube-VIS AP x 100 on the synthetic val set);
   value = drop vs FP32 in metric points, within budget when <= ``budget_drop`` (default 0.5 AP).
@@ -49,20 +50,24 @@ class ParityCheck:
     kind = "parity"
 
     def __init__(self, fp32: onnx.ModelProto, windows: Windows, *,
-                 budget: ParityBudget | None = None, threads: int = 0) -> None:
-        self.windows, self.threads = windows, threads
+                 budget: ParityBudget | None = None, threads: int = 0,
+                 backend: str = "onnxruntime") -> None:
+        self.windows, self.threads, self.backend = windows, threads, backend
         self.budget = budget or ParityBudget()
-        self.reference = run_windows(open_session(with_parity_output(fp32), threads=threads),
-                                     windows)
+        self.reference = run_windows(self._session(fp32), windows)
+
+    def _session(self, model: onnx.ModelProto):
+        return open_session(with_parity_output(model), threads=self.threads, backend=self.backend)
 
     def measure(self, model: onnx.ModelProto) -> Measurement:
-        session = open_session(with_parity_output(model), threads=self.threads)
+        session = self._session(model)
         stats = compare_outputs(self.reference, run_windows(session, self.windows))
         loss = self.budget.loss(stats)
         return Measurement(loss, loss <= 1.0, stats.as_dict())
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "windows": len(self.windows), "budget": self.budget.as_dict(),
+        return {"kind": self.kind, "backend": self.backend, "windows": len(self.windows),
+                "budget": self.budget.as_dict(),
                 "rule": "loss = max(error / tolerance) over scores, masks, boxes; holds at <= 1",
                 "note": "parity budget: no task metric was given (pass --ap-data for AP)"}
 
@@ -95,6 +100,7 @@ class MetricCheck:
                             f"{self.name}_drop": round(drop, 4)})
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "metric": self.name, "baseline": self.baseline,
+        return {"kind": self.kind, "metric": self.name,
+                "backend": getattr(self.metric, "backend", None), "baseline": self.baseline,
                 "budget_drop": self.budget_drop,
                 "rule": f"{self.name}(fp32) - {self.name}(candidate) <= {self.budget_drop}"}

@@ -26,9 +26,20 @@ ALL_SCORES = "parity_all_scores"
 OPTIMIZATION = "extended"  # ORT_ENABLE_ALL segfaults on FP16 graphs on CPU (docs/architecture.md "Toolchain facts")
 
 
+CHECK_BACKENDS = ("onnxruntime", "openvino")  # the CPU runtimes a budget can be measured on
+
+
 def open_session(model: onnx.ModelProto | str | Path, *, optimization: str = OPTIMIZATION,
-                 threads: int = 0):
-    """onnxruntime CPU session for a ModelProto or a path, at ``optimization`` level."""
+                 threads: int = 0, backend: str = "onnxruntime"):
+    """CPU session for a ModelProto or a path: onnxruntime at ``optimization`` level, or
+    OpenVINO (``calibration.openvino_session``, the runtime's compile properties) with the same
+    ``get_inputs`` / ``get_outputs`` / ``run`` interface."""
+    if backend == "openvino":
+        from calibration.openvino_session import OpenVINOSession
+
+        return OpenVINOSession(model, threads=threads)
+    if backend != "onnxruntime":
+        raise ValueError(f"backend must be one of {CHECK_BACKENDS}, got {backend!r}")
     import onnxruntime as ort
 
     from runtime.backends.onnxrt import session_options

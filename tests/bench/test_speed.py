@@ -56,6 +56,8 @@ def test_budget_text():
         "AP drop 0.8 OVER"
     nncf = {"value": 0.9, "within_budget": True, "before_fallback": 23.0, "blocks_back_to_fp32": 9}
     assert budget_text(nncf) == ("parity loss 0.9 within (NNCF alone 23; 9 blocks back to FP32)")
+    assert budget_text({**nncf, "measured_on": "openvino"}) == (
+        "parity loss 0.9 within on openvino (NNCF alone 23; 9 blocks back to FP32)")
 
 
 def test_nncf_alone_skips_modelopts_int8_calibration():
