@@ -240,6 +240,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"])
     p.add_argument("--roi-align", default="onnx", choices=["onnx", "grid_sample"],
                    help="TeViT's RoIAlign export form")
+    p.add_argument("--deform-conv", choices=["grid_sample", "onnx"],
+                   help="VisTR's deformable-conv export form (default: the exporter's)")
     p.add_argument("--rounds", type=int, default=5, help="timed windows per runner")
     p.add_argument("--calib-data", default="synthetic:tiny:3")
     p.add_argument("--calib-windows", type=int, default=8)
@@ -278,7 +280,7 @@ def main(argv=None) -> int:
 
 def flops_comparison(spec: str, args, workdir: Path) -> str:
     """GFLOP per window counted on the exported graph vs torch.utils.flop_counter on eager."""
-    from speed_variants import eager_model, export_dir
+    from speed_variants import eager_model, export_dir, export_forms
 
     from export.artifacts import export_artifacts
 
@@ -286,11 +288,11 @@ def flops_comparison(spec: str, args, workdir: Path) -> str:
     preset, _, size = rest.partition("@")
     model = eager_model(name, preset, tuple(int(v) for v in size.split("x")) if size else None)
     hw = tuple(model.spec.input_hw)
-    roi_align = args.roi_align if name == "tevit" else None
-    directory = export_dir(workdir, name, preset, hw, roi_align)
+    forms = export_forms(name, args)
+    roi_align = forms.get("roi_align")
+    directory = export_dir(workdir, name, preset, hw, next(iter(forms.values()), None))
     if not (directory / "manifest.json").is_file():
-        export_artifacts(name, preset, directory, input_hw=hw, roi_align=roi_align,
-                         parity_cases=((1, 2),))
+        export_artifacts(name, preset, directory, input_hw=hw, parity_cases=((1, 2),), **forms)
     manifest = load_manifest(directory)
     windows, _ = clip_windows(manifest, 0)
     graph = graph_flops(directory / "model.onnx", {

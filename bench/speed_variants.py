@@ -42,17 +42,27 @@ class Prepared:
     int8_checks: dict[str, dict] = field(default_factory=dict)
 
 
-def export_dir(workdir: Path, name: str, preset: str, hw: tuple[int, int], roi_align) -> Path:
-    return workdir / f"{name}-{preset}-{hw[0]}x{hw[1]}{'-' + roi_align if roi_align else ''}"
+def export_dir(workdir: Path, name: str, preset: str, hw: tuple[int, int], form) -> Path:
+    """``form``: the export form that changes the graph (TeViT's RoIAlign, VisTR's deformable
+    conv), part of the name so two forms never share a directory."""
+    return workdir / f"{name}-{preset}-{hw[0]}x{hw[1]}{'-' + form if form else ''}"
+
+
+def export_forms(name: str, args) -> dict[str, str]:
+    """``export_artifacts`` keyword arguments of the form options that apply to ``name``."""
+    if name == "tevit":
+        return {"roi_align": args.roi_align}
+    if name == "vistr" and getattr(args, "deform_conv", None):
+        return {"deform_conv": args.deform_conv}
+    return {}
 
 
 def prepare_model(name: str, preset: str, hw: tuple[int, int], workdir: Path, args) -> Prepared:
-    roi_align = args.roi_align if name == "tevit" else None
-    directory = export_dir(workdir, name, preset, hw, roi_align)
+    forms = export_forms(name, args)
+    directory = export_dir(workdir, name, preset, hw, next(iter(forms.values()), None))
     if not (directory / "manifest.json").is_file():
         start = time.perf_counter()
-        export_artifacts(name, preset, directory, input_hw=hw, roi_align=roi_align,
-                         parity_cases=((1, 2),))
+        export_artifacts(name, preset, directory, input_hw=hw, parity_cases=((1, 2),), **forms)
         print(f"[{name}/{preset}] exported in {time.perf_counter() - start:.0f} s", flush=True)
     prepared = Prepared(name, preset, directory)
     have = {e["precision"] for e in load_manifest(directory).data["artifacts"]}

@@ -15,7 +15,7 @@ sys.path.insert(0, str(TESTS / "runtime"))
 
 import rt_fixtures  # noqa: E402
 from speed import budget_text, clip_windows, timed_rounds  # noqa: E402
-from speed_variants import calibrations_to_make  # noqa: E402
+from speed_variants import calibrations_to_make, export_dir, export_forms  # noqa: E402
 
 from runtime.manifest import load_manifest  # noqa: E402
 
@@ -66,3 +66,15 @@ def test_nncf_alone_skips_modelopts_int8_calibration():
     assert calibrations_to_make(["fp32", "int8"], ["nncf"], {"fp32"}) == []
     assert calibrations_to_make(["fp32", "fp16", "int8"], ["nncf"], {"fp32"}) == ["fp16"]
     assert calibrations_to_make(["int8"], both, {"fp32", "int8"}) == []  # already made
+
+
+def test_export_forms_apply_per_model_and_name_the_directory(tmp_path):
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(roi_align="onnx", deform_conv="onnx")
+    assert export_forms("tevit", args) == {"roi_align": "onnx"}
+    assert export_forms("vistr", args) == {"deform_conv": "onnx"}
+    assert export_forms("ifc", args) == {}
+    assert export_forms("vistr", SimpleNamespace(roi_align="onnx", deform_conv=None)) == {}
+    assert export_dir(tmp_path, "vistr", "tiny", (192, 320), "onnx").name == "vistr-tiny-192x320-onnx"
+    assert export_dir(tmp_path, "ifc", "tiny", (192, 320), None).name == "ifc-tiny-192x320"
