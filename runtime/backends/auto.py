@@ -31,6 +31,7 @@ class Environment:
     cuda_onnxruntime: bool  # onnxruntime has the CUDA execution provider
     openvino: bool  # openvino is importable
     why_no_plan: str = ""
+    openvino_cannot: str = ""  # why OpenVINO cannot run this artifact's graph ("" = it can)
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,22 @@ def choose_backend(device: str, env: Environment) -> Choice:
     plan = f" ({env.why_no_plan})" if env.why_no_plan else ""
     if device in GPU_DEVICES or (device == "auto" and env.cuda_onnxruntime):
         return Choice("onnxruntime", device, f"GPU device {device!r}, no usable TensorRT plan{plan}")
+    if env.openvino and env.openvino_cannot:
+        return Choice("onnxruntime", device,
+                      f"CPU; openvino cannot run this graph: {env.openvino_cannot}{plan}")
     if env.openvino:
         return Choice("openvino", "cpu", f"CPU; openvino is installed{plan}")
     return Choice("onnxruntime", device, f"CPU; openvino is not installed{plan}")
+
+
+def openvino_cannot_run(manifest: Manifest) -> str:
+    """Why OpenVINO cannot run the artifact's graph, from its manifest ("" = nothing known).
+    VisTR exported with ``--deform-conv onnx`` uses the ONNX DeformConv op, which OpenVINO's
+    ONNX frontend does not convert (2026.4.1: "No conversion rule found for operations:
+    DeformConv-19"; measured, docs/notes/lab-notebook.md)."""
+    if manifest.data.get("model_extra", {}).get("deform_conv") == "onnx":
+        return "the ONNX DeformConv op (--deform-conv onnx) has no OpenVINO conversion"
+    return ""
 
 
 def detect_environment(manifest: Manifest, precision: str, device: str) -> Environment:
@@ -60,7 +74,8 @@ def detect_environment(manifest: Manifest, precision: str, device: str) -> Envir
     plan, why = tensorrt_plan_fits(manifest, precision, device) if device != "cpu" else (False, "")
     return Environment(tensorrt_plan=plan,
                        cuda_onnxruntime="CUDAExecutionProvider" in onnxruntime.get_available_providers(),
-                       openvino=openvino_installed(), why_no_plan=why)
+                       openvino=openvino_installed(), why_no_plan=why,
+                       openvino_cannot=openvino_cannot_run(manifest))
 
 
 def tensorrt_plan_fits(manifest: Manifest, precision: str, device: str) -> tuple[bool, str]:

@@ -85,6 +85,10 @@ def compile_entry(core, manifest: Manifest, entry: dict, config: dict, *,
         compiled = core.compile_model(core.read_model(str(path)), DEVICE, config)
     except Exception as err:  # OpenVINO raises untyped RuntimeErrors for unreadable graphs
         detail = " ".join(str(err).split())
+        if "DeformConv" in detail:  # VisTR's --deform-conv onnx form (runtime/backends/auto.py)
+            raise ArtifactError(f"OpenVINO cannot run the ONNX DeformConv op of {path} ({detail}): "
+                                "re-export with --deform-conv grid_sample (the default) for "
+                                "OpenVINO, or use --backend onnxruntime") from err
         raise ArtifactError(f"OpenVINO cannot compile {path} ({detail}); the file is corrupt, was "
                             "written by an incompatible exporter (re-export it), or uses an "
                             "operator OpenVINO lacks (use --backend onnxruntime)") from err

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import openvino
@@ -233,6 +234,20 @@ def test_auto_choice(device, env, expected):
     assert choice.reason
 
 
+def test_auto_skips_openvino_for_a_graph_it_cannot_run():
+    from runtime.backends.auto import openvino_cannot_run
+
+    env = Environment(**(ENV | {"openvino": True}), openvino_cannot="the ONNX DeformConv op")
+    choice = choose_backend("auto", env)
+    assert (choice.backend, choice.device) == ("onnxruntime", "auto")
+    assert choice.reason == "CPU; openvino cannot run this graph: the ONNX DeformConv op"
+    manifest = SimpleNamespace(data={"model_extra": {"deform_conv": "onnx"}})
+    assert "DeformConv" in openvino_cannot_run(manifest)
+    assert openvino_cannot_run(SimpleNamespace(data={"model_extra": {"deform_conv":
+                                                                     "grid_sample"}})) == ""
+    assert openvino_cannot_run(SimpleNamespace(data={})) == ""
+
+
 def test_auto_reason_names_why_no_plan_was_taken():
     env = Environment(**(ENV | {"openvino": True}), why_no_plan="no TensorRT plan at fp32")
     assert choose_backend("auto", env).reason == ("CPU; openvino is installed (no TensorRT plan "
@@ -286,3 +301,13 @@ def test_make_test_installs_the_openvino_extra():
                           text=True, check=True)
     line = next(x for x in done.stdout.splitlines() if "pip install" in x and " -e " in x)
     assert "openvino" in line.split(" -e ", 1)[1], line
+
+
+def test_deformconv_form_is_refused_with_the_fix_and_auto_takes_onnxruntime(tiny_exports):
+    """OpenVINO 2026.4 has no conversion for ONNX DeformConv-19 (VisTR ``--deform-conv onnx``)."""
+    art = tiny_exports("vistr", deform_conv="onnx").directory
+    with pytest.raises(ArtifactError, match="--deform-conv grid_sample"):
+        OpenVINOBackend(load_manifest(art), cache=False).activate()
+    with Pipeline(art, backend="auto", device="cpu") as pipeline:
+        assert type(pipeline.backend) is OnnxRuntimeBackend
+        assert "DeformConv" in pipeline.summary()["backend"]
