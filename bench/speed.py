@@ -42,6 +42,7 @@ from graph_flops import eager_flops, graph_flops, stage_flops  # noqa: E402
 from speed_variants import open_runners, prepare_model, scores_delta  # noqa: E402
 
 from calibration.data import Windows  # noqa: E402
+from calibration.parity import CHECK_BACKENDS  # noqa: E402
 from runtime.manifest import CONTENT_HW, load_manifest  # noqa: E402
 
 
@@ -248,7 +249,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-windows", type=int, default=2)
     p.add_argument("--ap-data", help="dataset folder: INT8/FP16 budget is the AP drop on it")
     p.add_argument("--ap-videos", type=int)
-    p.add_argument("--check-backend", choices=["onnxruntime", "openvino"],
+    p.add_argument("--check-backend", choices=CHECK_BACKENDS,
                    help="runtime the FP16/INT8 budgets are measured on (default: openvino when "
                         "installed, the fastest CPU path these tables look for)")
     p.add_argument("--max-window-s", type=float, default=60.0)

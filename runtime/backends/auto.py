@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.backends.openvino import openvino_installed
+from runtime.backends.openvino_cache import openvino_cannot_run
 from runtime.backends.tensorrt import missing_packages
 from runtime.manifest import Manifest
 
@@ -55,16 +56,6 @@ def choose_backend(device: str, env: Environment) -> Choice:
     if env.openvino:
         return Choice("openvino", "cpu", f"CPU; openvino is installed{plan}")
     return Choice("onnxruntime", device, f"CPU; openvino is not installed{plan}")
-
-
-def openvino_cannot_run(manifest: Manifest) -> str:
-    """Why OpenVINO cannot run the artifact's graph, from its manifest ("" = nothing known).
-    VisTR exported with ``--deform-conv onnx`` uses the ONNX DeformConv op, which OpenVINO's
-    ONNX frontend does not convert (2026.4.1: "No conversion rule found for operations:
-    DeformConv-19"; measured, docs/notes/lab-notebook.md)."""
-    if manifest.data.get("model_extra", {}).get("deform_conv") == "onnx":
-        return "the ONNX DeformConv op (--deform-conv onnx) has no OpenVINO conversion"
-    return ""
 
 
 def detect_environment(manifest: Manifest, precision: str, device: str) -> Environment:

@@ -63,6 +63,18 @@ def blob_paths(directory: Path, key: CacheKey) -> tuple[Path, Path]:
     return base.with_name(base.name + ".blob"), base.with_name(base.name + ".json")
 
 
+def openvino_cannot_run(manifest: Manifest) -> str:
+    """Why OpenVINO cannot run the artifact's graph, with the fix, from its manifest ("" =
+    nothing known); used by ``compile_entry``'s error and by ``--backend auto``. VisTR exported
+    with ``--deform-conv onnx`` uses the ONNX DeformConv op, which OpenVINO's ONNX frontend does
+    not convert (2026.4.1: "No conversion rule found for operations: DeformConv-19"; measured,
+    docs/notes/lab-notebook.md)."""
+    if manifest.data.get("model_extra", {}).get("deform_conv") == "onnx":
+        return ("the ONNX DeformConv op (--deform-conv onnx) has no OpenVINO conversion; "
+                "re-export with --deform-conv grid_sample (the default) for OpenVINO")
+    return ""
+
+
 def compile_entry(core, manifest: Manifest, entry: dict, config: dict, *,
                   use_cache: bool = True):
     """A ``CompiledModel`` of the manifest ``entry`` on the CPU and how it was obtained
@@ -85,10 +97,10 @@ def compile_entry(core, manifest: Manifest, entry: dict, config: dict, *,
         compiled = core.compile_model(core.read_model(str(path)), DEVICE, config)
     except Exception as err:  # OpenVINO raises untyped RuntimeErrors for unreadable graphs
         detail = " ".join(str(err).split())
-        if "DeformConv" in detail:  # VisTR's --deform-conv onnx form (runtime/backends/auto.py)
-            raise ArtifactError(f"OpenVINO cannot run the ONNX DeformConv op of {path} ({detail}): "
-                                "re-export with --deform-conv grid_sample (the default) for "
-                                "OpenVINO, or use --backend onnxruntime") from err
+        why = openvino_cannot_run(manifest)
+        if why:
+            raise ArtifactError(f"OpenVINO cannot compile {path}: {why} ({detail}); or use "
+                                "--backend onnxruntime") from err
         raise ArtifactError(f"OpenVINO cannot compile {path} ({detail}); the file is corrupt, was "
                             "written by an incompatible exporter (re-export it), or uses an "
                             "operator OpenVINO lacks (use --backend onnxruntime)") from err

@@ -235,7 +235,7 @@ def test_auto_choice(device, env, expected):
 
 
 def test_auto_skips_openvino_for_a_graph_it_cannot_run():
-    from runtime.backends.auto import openvino_cannot_run
+    from runtime.backends.openvino_cache import openvino_cannot_run
 
     env = Environment(**(ENV | {"openvino": True}), openvino_cannot="the ONNX DeformConv op")
     choice = choose_backend("auto", env)
