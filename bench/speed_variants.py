@@ -208,8 +208,11 @@ def open_runners(prepared: Prepared, hw: tuple[int, int], args) -> dict[str, obj
                 forms = ["one", "two"] if manifest.has_stages("onnx", precision) else ["one"]
                 for form in forms:
                     label = f"{backend} {precision}{suffix}{STAGED[form]}"
+                    # onnxruntime's workers must not spin between runs: they would take the
+                    # cores from the runner that comes next (runtime/backends/onnxrt.py)
+                    quiet = {"spin_wait": False} if backend == "onnxruntime" else {}
                     engine = open_backend(manifest, backend, device="cpu", precision=precision,
-                                          threads=args.threads, stages=form).activate()
+                                          threads=args.threads, stages=form, **quiet).activate()
                     runners[label] = _infer(engine)
     return runners
 

@@ -1,4 +1,4 @@
-"""VisTR on onnxruntime CPU: the deformable conv as 9 GridSample + MatMul (opset 18, default)
+"""VisTR on onnxruntime CPU: the deformable conv as GridSample + MatMul (opset 18, default)
 vs the ONNX DeformConv op (opset 19, ``--deform-conv onnx``), same weights, same clip.
 
 Usage: ``python bench/vistr_deform_conv.py [--presets tiny r50] [--r50-hw 192 320]

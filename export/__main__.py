@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "faster on onnxruntime, TensorRT's ROIAlign_TRT plugin) or "
                              "grid_sample (pure tensor ops, for runtimes without RoiAlign)")
     parser.add_argument("--deform-conv", choices=["grid_sample", "onnx"], default=None,
-                        help="VisTR's deformable conv: grid_sample (9 GridSample + MatMul, opset "
+                        help="VisTR's deformable conv: grid_sample (GridSample + MatMul, opset "
                              "18, default) or onnx (the DeformConv op, opset 19; TensorRT >= 10.1 "
                              "builds it with its ModulatedDeformConv2d plugin)")
     stages = parser.add_mutually_exclusive_group()

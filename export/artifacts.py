@@ -111,7 +111,8 @@ def export_artifacts(
     builds it with its ROIAlign_TRT plugin, plugins/) or ``grid_sample`` (pure tensor ops, for
     runtimes without RoiAlign); recorded in the manifest's ``model_extra.roi_align``.
 
-    ``deform_conv`` (VisTR only): ``grid_sample`` (default; 9 GridSample + MatMul, opset 18) or
+    ``deform_conv`` (VisTR only): ``grid_sample`` (default; GridSample + MatMul, the 9 taps in as few calls as its memory
+    budget allows, opset 18) or
     ``onnx`` (the ONNX DeformConv op, which needs opset 19: the export is raised to it; TensorRT
     >= 10.1 builds it with its ModulatedDeformConv2d plugin); recorded in
     ``model_extra.deform_conv``.

@@ -30,6 +30,7 @@ from models.errors import UnknownModelError
 from models.vistr.backbone import Backbone, build_resnet
 from models.vistr.clip import ClipLengthError
 from models.vistr.config import PRESETS, VisTRConfig, check_config
+from models.vistr.deform_conv import taps_per_call_for
 from models.vistr.heads import MLP, MaskHeadSmallConv, MHAttentionMap, build_insmask_head
 from models.vistr.inference import contract_outputs
 from models.vistr.position_encoding import PositionEmbeddingSine3D
@@ -116,6 +117,11 @@ class VisTRSegm(VISModel):
         self.bbox_attention = MHAttentionMap(d, d, cfg.nheads)
         c2, c3, c4, _ = cfg.backbone_channels
         self.mask_head = MaskHeadSmallConv(cfg.mask_dims, (c4, c3, c2), cfg.mask_gn_groups)
+        # the DCN runs on every (frame, slot) item of a clip at stride 4
+        self.mask_head.dcn.taps_per_call = taps_per_call_for(
+            cfg.num_frames * cfg.num_ins, cfg.mask_dims[3],
+            (cfg.input_hw[0] // 4, cfg.input_hw[1] // 4),
+        )
         self.insmask_head = build_insmask_head(cfg.mask_dims[4], cfg.insmask_gn_groups)
 
     def forward_raw(

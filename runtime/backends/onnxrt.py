@@ -26,10 +26,15 @@ PROVIDERS = {
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
-def session_options(optimization: str = "extended", threads: int = 0):
+def session_options(optimization: str = "extended", threads: int = 0, spin_wait: bool = True):
     """``ort.SessionOptions`` at ``optimization`` (disable|basic|extended|all), quiet logging.
 
     One place for every onnxruntime session of the project (runtime, export parity, calibration).
+    ``spin_wait=False`` stops idle intra-op workers from spinning after each run
+    (``session.intra_op.allow_spinning`` = 0): slower to wake, but they leave the cores to
+    other work of the process (benchmarks interleaving several runtimes; measured in
+    docs/notes/lab-notebook.md: spinning onnxruntime workers slowed the next PyTorch run of the
+    VisTR tiny speed table 3x).
     """
     ort = _import_ort()
     options = ort.SessionOptions()
@@ -40,6 +45,8 @@ def session_options(optimization: str = "extended", threads: int = 0):
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[optimization]
     options.intra_op_num_threads = threads
+    if not spin_wait:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
 
@@ -74,7 +81,7 @@ def _import_ort():
 
 
 def open_session(manifest: Manifest, entry: dict, *, device: str = "auto",
-                 optimization: str = "extended", threads: int = 0):
+                 optimization: str = "extended", threads: int = 0, spin_wait: bool = True):
     """An ``ort.InferenceSession`` for the manifest ``entry`` (sha256 checked first)."""
     ort = _import_ort()
     providers = select_providers(device, ort.get_available_providers())
@@ -82,7 +89,7 @@ def open_session(manifest: Manifest, entry: dict, *, device: str = "auto",
     log.info("Loading %s (%.1f MB) with %s ...", path.name, path.stat().st_size / 1e6, providers[0])
     start = time.perf_counter()
     try:
-        session = ort.InferenceSession(str(path), session_options(optimization, threads),
+        session = ort.InferenceSession(str(path), session_options(optimization, threads, spin_wait),
                                        providers=providers)
     except Exception as err:  # onnxruntime raises its own untyped pybind errors
         raise ArtifactError(f"onnxruntime cannot load {path}: {err}; the file is corrupt or "
@@ -187,25 +194,28 @@ class OnnxRuntimeBackend(Backend):
         precision: which ONNX artifact to load (fp32, fp16, int8).
         optimization: onnxruntime graph optimisation level; ``extended`` by default (see module).
         threads: intra-op threads, 0 = onnxruntime's default.
+        spin_wait: let idle intra-op workers spin between runs (onnxruntime's default); False
+            when other work in the process needs the cores (see ``session_options``).
     """
 
     name = "onnxruntime"
 
     def __init__(self, manifest: Manifest, *, device: str = "auto", precision: str = "fp32",
-                 optimization: str = "extended", threads: int = 0) -> None:
+                 optimization: str = "extended", threads: int = 0,
+                 spin_wait: bool = True) -> None:
         super().__init__(manifest)
         if optimization not in OPTIMIZATION_LEVELS:
             raise ConfigError(f"optimization must be one of {OPTIMIZATION_LEVELS}, "
                               f"got {optimization!r}")
         self.device, self.precision = device, precision
-        self.optimization, self.threads = optimization, threads
+        self.optimization, self.threads, self.spin_wait = optimization, threads, spin_wait
         self.session = None
         self.providers: list[str] = []
 
     def activate_impl(self) -> None:
         self.session = open_session(self.manifest, self.manifest.artifact("onnx", self.precision),
                                     device=self.device, optimization=self.optimization,
-                                    threads=self.threads)
+                                    threads=self.threads, spin_wait=self.spin_wait)
         self.providers = self.session.get_providers()
         entry = self.manifest.artifact("onnx", self.precision)
         check_session_io(self.manifest, [(entry, self.session)])

@@ -127,7 +127,8 @@ class TwoStageOnnxBackend(StagedFeatures, OnnxRuntimeBackend):
         self.frame_session = self.clip_session = None
 
     def activate_impl(self) -> None:
-        opts = {"device": self.device, "optimization": self.optimization, "threads": self.threads}
+        opts = {"device": self.device, "optimization": self.optimization, "threads": self.threads,
+                "spin_wait": self.spin_wait}
         frame_entry = self.manifest.artifact("onnx", self.precision, stage="frame")
         clip_entry = self.manifest.artifact("onnx", self.precision, stage="clip")
         self.frame_session = open_session(self.manifest, frame_entry, **opts)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d as tv_deform_conv2d
 
-from models.vistr.deform_conv import DeformConv2d, deform_conv2d
+from models.vistr.deform_conv import DeformConv2d, deform_conv2d, taps_per_call_for
 
 # Both sides sum C·k² products in a different order (9 per-tap matmuls vs one im2col GEMM) and
 # our sample positions pass through the normalised grid (rounding ~W·eps px), so the error bound
@@ -25,9 +27,10 @@ CASES = [  # (N, C, O, H, W, kernel, stride, padding, dilation, offset scale in 
 ]
 
 
+@pytest.mark.parametrize("taps_per_call", [1, 2, 9])  # one tap a call, uneven groups, one call
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_equals_torchvision(case, dtype):
+def test_equals_torchvision(case, dtype, taps_per_call):
     n, c, o, h, w, k, stride, padding, dilation, scale = case
     g = torch.Generator().manual_seed(sum(case[:6]))
     x = torch.randn(n, c, h, w, generator=g, dtype=dtype)
@@ -35,7 +38,8 @@ def test_equals_torchvision(case, dtype):
     ho = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     wo = (w + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     offset = torch.randn(n, 2 * k * k, ho, wo, generator=g, dtype=dtype) * scale
-    ours = deform_conv2d(x, offset, weight, stride=stride, padding=padding, dilation=dilation)
+    ours = deform_conv2d(x, offset, weight, stride=stride, padding=padding, dilation=dilation,
+                         taps_per_call=min(taps_per_call, k * k))
     ref = tv_deform_conv2d(x, offset, weight, stride=stride, padding=padding, dilation=dilation)
     magnitude = tv_deform_conv2d(
         x.abs(), offset, weight.abs(), stride=stride, padding=padding, dilation=dilation
@@ -85,11 +89,34 @@ def test_gradients_equal_torchvision_so_training_can_use_the_standard_ops_form()
     offset = (whole + frac).requires_grad_()
     upstream = torch.randn(2, 4, 9, 11, generator=g, dtype=torch.float64)
     grads = []
-    for fn in (deform_conv2d, tv_deform_conv2d):
+    for fn in (deform_conv2d, tv_deform_conv2d, partial(deform_conv2d, taps_per_call=9)):
         out = fn(x, offset, weight, padding=1)
         grads.append(torch.autograd.grad((out * upstream).sum(), (x, offset, weight)))
-    for ours, ref in zip(*grads):
-        torch.testing.assert_close(ours, ref, atol=1e-9, rtol=1e-9)
+    for ref_index in (0, 2):
+        for ours, ref in zip(grads[ref_index], grads[1]):
+            torch.testing.assert_close(ours, ref, atol=1e-9, rtol=1e-9)
+
+
+def test_taps_per_call_out_of_range_is_refused():
+    with pytest.raises(ValueError, match=r"taps_per_call must be in \[1, 9\], got 10"):
+        deform_conv2d(torch.zeros(1, 2, 4, 4), torch.zeros(1, 18, 4, 4), torch.zeros(3, 2, 3, 3),
+                      padding=1, taps_per_call=10)
+
+
+def test_taps_per_call_keeps_one_clip_of_samples_within_the_budget():
+    """All nine taps in one grid_sample for the tiny preset (60 items of 12 x 48 x 80: 99 MB),
+    one tap a call for the official R-50 at 320x544 (360 items of 48 x 80 x 136: 752 MB a tap)."""
+    assert taps_per_call_for(60, 12, (48, 80)) == 9
+    assert taps_per_call_for(360, 48, (80, 136)) == 1
+    per_tap = 60 * 12 * 48 * 80 * 4
+    assert taps_per_call_for(60, 12, (48, 80), budget_bytes=4 * per_tap + 1) == 4
+
+
+@pytest.mark.parametrize(("preset", "expected"), [("tiny", 9), ("r50", 1)])
+def test_vistr_sets_the_group_size_from_its_clip(preset, expected):
+    from models.vistr.model import build
+
+    assert build(preset).mask_head.dcn.taps_per_call == expected
 
 
 def test_module_uses_the_standard_ops_form_in_training_mode():

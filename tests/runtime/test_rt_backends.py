@@ -232,3 +232,17 @@ def test_declared_content_hw_is_accepted_and_fed(artifact_copy):
     with open_backend(load_manifest(artifact_copy), device="cpu") as backend:
         out = backend.infer(_frames(t=2), np.array([[40, 96]], np.int32))
     assert out["masks"].shape == (1, 3, 2, 16, 24)
+
+
+def test_spin_wait_off_reaches_the_sessions(contract_artifacts):
+    """``spin_wait=False`` (benchmarks interleaving runtimes) sets onnxruntime's
+    ``session.intra_op.allow_spinning`` to 0; the default leaves onnxruntime's spinning on."""
+    from runtime.backends.onnxrt import session_options
+
+    key = "session.intra_op.allow_spinning"
+    assert session_options(spin_wait=False).get_session_config_entry(key) == "0"
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        session_options().get_session_config_entry(key)  # unset: onnxruntime's default (spin)
+    backend = OnnxRuntimeBackend(load_manifest(contract_artifacts), device="cpu", spin_wait=False)
+    with backend:
+        assert backend.session.get_session_options().get_session_config_entry(key) == "0"
