@@ -6,7 +6,11 @@ are all near the focal prior), so rows are compared by identity, not by position
 - ``scores_max_abs``: max |score difference| over *all* P x C candidate pairs (the TopK input,
   added as an extra graph output), which no re-ranking can hide;
 - masks, boxes and embeddings: over the pairs present in both top-K lists (``topk_match`` is the
-  fraction of FP32 pairs the other graph also selected).
+  fraction of FP32 pairs the other graph also selected). Boxes only where both graphs have one:
+  a mask-derived box (IFC, VisTR) is (0, 0, 0, 0) on a frame whose mask is empty, a "no box"
+  marker, not a coordinate, so one pixel crossing 0.5 at the mask's edge (a box at y=188 in one
+  graph, "absent" in the other) would read as a 192-pixel box error. Those presence flips are
+  measured by the mask terms (``mask_mae``, ``mask_iou``), whose values they barely move.
 
 ``ParityBudget.loss`` divides each error by its tolerance; the budget holds when loss <= 1.
 """
@@ -86,6 +90,13 @@ def _pairs(out: dict) -> dict[tuple[int, int], int]:
             enumerate(zip(out["query_index"][0], out["labels"][0]))}
 
 
+def _box_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Max |coordinate difference| over boxes present in both: float[..., 4] twice -> pixels. A
+    box is present when it has extent (mask-derived boxes of empty masks are all zeros)."""
+    present = np.any(a[..., 2:] > a[..., :2], -1) & np.any(b[..., 2:] > b[..., :2], -1)
+    return float(np.abs(a - b).max(-1)[present].max()) if present.any() else 0.0
+
+
 def _window_errors(ref: dict, test: dict) -> dict[str, float]:
     if ALL_SCORES in ref and ALL_SCORES in test:
         score_err = float(np.abs(ref[ALL_SCORES] - test[ALL_SCORES]).max())
@@ -102,7 +113,7 @@ def _window_errors(ref: dict, test: dict) -> dict[str, float]:
         union = ((ma > 0.5) | (mb > 0.5)).sum()
         ea, eb = ref["embeddings"][0, i], test["embeddings"][0, j]
         errs.update(mask=float(np.abs(ma - mb).mean()), iou=float(inter / union) if union else 1.0,
-                    box=float(np.abs(ref["boxes"][0, i] - test["boxes"][0, j]).max()),
+                    box=_box_error(ref["boxes"][0, i], test["boxes"][0, j]),
                     cos=float((ea * eb).sum(-1).min()))
         if score_err is None:
             score_err = float(np.abs(ref["scores"][0, i] - test["scores"][0, j]).max())

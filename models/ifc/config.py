@@ -71,8 +71,11 @@ PRESETS: dict[str, IFCConfig] = {
     # Widths keep the official cost split between per-frame and per-clip work: at 192×320 the
     # clip stage of a T=5 window costs ~1.2 frame stages (R-50: ~1.2 too; a 64-wide tiny: ~4.3),
     # which is what the two-stage streaming export saves on.
+    # Two bottleneck blocks a stage (not one): with one, the body's receptive field (75 px)
+    # and 127k weights could not learn the shapes (dense pretraining plateaued at 0.3 object-pixel
+    # accuracy in 20 min); with two (195 px), 0.79 in 10 min (docs/notes/lab-notebook.md, issue 26).
     "tiny": IFCConfig(
-        preset="tiny", classes=SYNTHETIC_CLASSES, input_hw=(192, 320), depth=(1, 1, 1, 1),
+        preset="tiny", classes=SYNTHETIC_CLASSES, input_hw=(192, 320), depth=(2, 2, 2, 2),
         stem_width=16, res2_out=32, hidden_dim=32, nheads=4, dim_feedforward=64,
         enc_layers=2, dec_layers=2, num_memory_bus=4, num_queries=20, gn_groups=8,
         num_outputs=10,

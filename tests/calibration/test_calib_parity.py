@@ -47,6 +47,22 @@ def test_errors_are_measured_on_shared_pairs():
     assert stats.scores_max_abs == pytest.approx(0.05, rel=1e-4)
 
 
+def test_a_box_present_in_one_graph_only_is_not_a_coordinate_error():
+    """IFC's case (2026-12-03): an object leaving the frame keeps one mask pixel in FP32 (box
+    80, 188, 84, 192) and none in FP16 (box 0, 0, 0, 0, "absent"); that is a mask difference,
+    not a 192-pixel box error. A box moved by 3 pixels on another frame still counts."""
+    ref = _outputs()
+    ref["boxes"][0, 0, 0] = [80.0, 188.0, 84.0, 192.0]
+    test = {k: v.copy() for k, v in ref.items()}
+    test["boxes"][0, 0, 0] = 0.0  # the mask became empty on this frame
+    assert compare_outputs([ref], [test]).box_max_abs == 0.0
+    test["boxes"][0, 1, 1, 0] -= 3.0  # a present box that moved
+    assert compare_outputs([ref], [test]).box_max_abs == pytest.approx(3.0, rel=1e-5)
+    both_empty = {k: v.copy() for k, v in ref.items()}
+    both_empty["boxes"][:] = 0.0
+    assert compare_outputs([both_empty], [both_empty]).box_max_abs == 0.0
+
+
 def test_budget_loss_is_worst_error_over_tolerance():
     budget = ParityBudget(scores_max_abs=0.01, mask_mae=0.1, box_max_abs=2.0)
     stats = ParityStats(scores_max_abs=0.005, topk_match=0.5, mask_mae=0.05, mask_iou=0.9,

@@ -101,13 +101,15 @@ def test_recipe_stages_chain_their_checkpoints(recipes, model):
         stage_commands("nope", "x.pth")
 
 
-def test_the_ifc_experiment_pretrains_then_trains_on_refreshing_pools_within_90_minutes():
-    commands = stage_commands("ifc", "checkpoints/ifc_tiny.pth", EXPERIMENTS)
-    assert [c[0] for c in commands] == [PRETRAIN, "ifc"]
-    configs = [backbone_pretrain_parser_accepts(commands[0][1:]), training_parser_accepts(commands[1])]
+def test_the_ifc_recipe_pretrains_then_trains_on_refreshing_pools_within_90_minutes():
+    commands = stage_commands("ifc", "checkpoints/ifc_tiny.pth")
+    assert [c[0] for c in commands] == [PRETRAIN, "ifc", "ifc"]
+    configs = [backbone_pretrain_parser_accepts(commands[0][1:])]
+    configs += [training_parser_accepts(c) for c in commands[1:]]
     assert all(cfg.refresh_every > 0 for cfg in configs)  # never-repeating videos from the start
-    assert sum(cfg.minutes for cfg in configs) <= 90
-    assert configs[1].clip_frames == 5 and configs[1].backbone_lr_mult == 0.1  # near-online T, official
+    assert sum(cfg.minutes for cfg in configs) <= 90  # the CPU budget
+    for cfg in configs[1:]:  # near-online T, official backbone multiplier
+        assert cfg.clip_frames == 5 and cfg.backbone_lr_mult == 0.1
 
 
 def test_recipe_runs_a_pretrain_stage_with_its_own_cli(tmp_path):
