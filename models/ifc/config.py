@@ -68,9 +68,10 @@ PRESETS: dict[str, IFCConfig] = {
         mean=IMAGENET_MEAN_RGB, std=(1.0, 1.0, 1.0),
     ),
     # Same structure, small everything: a T=5 forward at 192×320 takes well under a second on CPU.
-    # Widths keep the official cost split between per-frame and per-clip work: at 192×320 the
-    # clip stage of a T=5 window costs ~1.2 frame stages (R-50: ~1.2 too; a 64-wide tiny: ~4.3),
-    # which is what the two-stage streaming export saves on.
+    # Widths keep per-frame work a large share, as in the official model (R-50: the clip stage of
+    # a T=5 window at 192×320 costs ~1.2 frame stages; this preset with one block a stage: ~1.2 too,
+    # measured before the second block made its frame stage heavier), which is what the two-stage
+    # streaming export saves on.
     # Two bottleneck blocks a stage (not one): with one, the body's receptive field (75 px)
     # and 127k weights could not learn the shapes (dense pretraining plateaued at 0.3 object-pixel
     # accuracy in 20 min); with two (195 px), 0.79 in 10 min (docs/notes/lab-notebook.md, issue 26).
