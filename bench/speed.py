@@ -3,7 +3,7 @@
     python bench/speed.py [--models tevit:tiny ifc:tiny vistr:tiny tevit:msgshift@192x320]
         [--threads 2] [--precisions fp32 fp16 int8] [--int8-engines modelopt nncf]
         [--backends onnxruntime openvino] [--rounds 5] [--calib-data synthetic:tiny:3]
-        [--ap-data DIR --ap-videos N] [--max-window-s 60] [--workdir DIR] [--out FILE]
+        [--ap-data DIR --ap-videos N [--ap-tracker auto]] [--max-window-s 60] [--workdir DIR] [--out FILE]
 
 Each model is exported at its preset's input size (``@HxW`` overrides it; multiples of 32), its
 FP16 and INT8 graphs calibrated by ``calibration`` (keep-lists, parity budget or ``--ap-data``
@@ -249,6 +249,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-windows", type=int, default=2)
     p.add_argument("--ap-data", help="dataset folder: INT8/FP16 budget is the AP drop on it")
     p.add_argument("--ap-videos", type=int)
+    p.add_argument("--ap-tracker", choices=["auto", "default", "ifc-official"], default="auto",
+                   help="tracker of the AP budget's streaming run (auto: each model's deployed "
+                        "one, IFC's official near-online linking for ifc, the default otherwise)")
     p.add_argument("--check-backend", choices=CHECK_BACKENDS,
                    help="runtime the FP16/INT8 budgets are measured on (default: openvino when "
                         "installed, the fastest CPU path these tables look for)")

@@ -68,6 +68,7 @@ def prepare_model(name: str, preset: str, hw: tuple[int, int], workdir: Path, ar
     have = {e["precision"] for e in load_manifest(directory).data["artifacts"]}
     options = CalibrationOptions(windows=args.calib_windows, eval_windows=args.eval_windows,
                                  ap_data=args.ap_data, ap_videos=args.ap_videos,
+                                 ap_tracker=ap_tracker(name, getattr(args, "ap_tracker", "auto")),
                                  check_backend=args.check_backend, threads=args.threads,
                                  progress=False)
     for precision in calibrations_to_make(args.precisions, args.int8_engines, have):
@@ -84,6 +85,14 @@ def prepare_model(name: str, preset: str, hw: tuple[int, int], workdir: Path, ar
     if "int8" in args.precisions and "nncf" in args.int8_engines:
         prepare_nncf(prepared, args, options)
     return prepared
+
+
+def ap_tracker(name: str, choice: str) -> str:
+    """The tracker the AP budget streams with: ``auto`` is the model's deployed one (IFC runs
+    near-online with its official linking, T=5 S=1; the others use the default tracker)."""
+    if choice != "auto":
+        return choice
+    return "ifc-official" if name == "ifc" else "default"
 
 
 def _measured(section: dict) -> dict:

@@ -137,6 +137,22 @@ def available_variants(artifacts: Path, wanted: list[str]) -> list[str]:
     return [v for v in wanted if v == "eager" or v in have]
 
 
+def runs_of(artifacts: Path, variant: str, backends: list[str], stages: list[str]) -> list[tuple]:
+    """(backend, stages) rows of ``variant``: eager runs once in PyTorch; an ONNX variant runs on
+    each backend with each ``stages`` choice its manifest has (``two`` needs frame and clip stage
+    graphs at that precision: the calibration makes only the whole-model FP16/INT8 graph, so
+    ``two`` is skipped there with a note rather than ending the report)."""
+    from runtime.manifest import load_manifest
+
+    if variant == "eager":
+        return [("pytorch", "auto")]
+    has_two = load_manifest(artifacts).has_stages("onnx", variant)
+    if "two" in stages and not has_two:
+        print(f"[report] {artifacts}: no {variant} frame/clip stage graphs; {variant} two-stage "
+              "rows skipped (export them with two_stage, or compare at fp32)", file=sys.stderr)
+    return [(b, st) for b in backends for st in stages if st != "two" or has_two]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.report", description=__doc__)
     parser.add_argument("--artifacts", nargs="+", default=["artifacts/tevit"])
@@ -162,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for artifacts in map(Path, args.artifacts):
         for variant in available_variants(artifacts, args.variants):
-            runs = ([("pytorch", "auto")] if variant == "eager" else
-                    [(b, st) for b in args.backends for st in args.stages])
-            for backend, stages in runs:
+            for backend, stages in runs_of(artifacts, variant, args.backends, args.stages):
                 for mode in args.modes:
                     rows.append(evaluate_variant(artifacts, variant, mode, dataset, videos,
                                                  backend, stages))

@@ -15,7 +15,7 @@ sys.path.insert(0, str(TESTS / "runtime"))
 
 import rt_fixtures  # noqa: E402
 from speed import budget_text, clip_windows, timed_rounds  # noqa: E402
-from speed_variants import calibrations_to_make, export_dir, export_forms  # noqa: E402
+from speed_variants import ap_tracker, calibrations_to_make, export_dir, export_forms  # noqa: E402
 
 from runtime.manifest import load_manifest  # noqa: E402
 
@@ -78,3 +78,11 @@ def test_export_forms_apply_per_model_and_name_the_directory(tmp_path):
     assert export_forms("vistr", SimpleNamespace(roi_align="onnx", deform_conv=None)) == {}
     assert export_dir(tmp_path, "vistr", "tiny", (192, 320), "onnx").name == "vistr-tiny-192x320-onnx"
     assert export_dir(tmp_path, "ifc", "tiny", (192, 320), None).name == "ifc-tiny-192x320"
+
+
+def test_the_ap_budget_streams_each_model_with_its_deployed_tracker():
+    assert ap_tracker("ifc", "auto") == "ifc-official"  # near-online T=5 S=1 linking
+    assert ap_tracker("tevit", "auto") == "default"
+    assert ap_tracker("vistr", "auto") == "default"
+    assert ap_tracker("ifc", "default") == "default"  # an explicit choice wins
+    assert ap_tracker("tevit", "ifc-official") == "ifc-official"

@@ -57,3 +57,16 @@ def test_ifc_one_and_two_stage_rows_are_equal(tiny_exports, two_videos):
     for metric in ("ap", "ap50", "idf1"):
         assert abs(getattr(rows["one"], metric) - getattr(rows["two"], metric)) < 1e-6
     assert rows["one"].idsw == rows["two"].idsw
+
+
+def test_two_stage_rows_are_skipped_with_a_note_where_a_precision_has_no_stage_graphs(
+        tiny_exports, tiny_tevit_artifacts, capsys):
+    """Asking for two-stage rows of a whole-model-only precision (the calibration's FP16/INT8)
+    or of a model without stages must not end the report after the rows already measured."""
+    ifc = tiny_exports("ifc", two_stage=True).directory
+    assert report.runs_of(ifc, "fp32", ["onnxruntime"], ["one", "two"]) == [
+        ("onnxruntime", "one"), ("onnxruntime", "two")]
+    assert report.runs_of(ifc, "eager", ["openvino"], ["two"]) == [("pytorch", "auto")]
+    assert report.runs_of(tiny_tevit_artifacts, "fp32", ["onnxruntime", "openvino"],
+                          ["one", "two"]) == [("onnxruntime", "one"), ("openvino", "one")]
+    assert "fp32 two-stage rows skipped" in capsys.readouterr().err
