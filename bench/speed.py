@@ -226,7 +226,30 @@ def header(args, peak: float) -> str:
             f"(--threads x one core's 2048^3 matmul GFLOP per CPU-second; wall-clock 4096^3 "
             f"matmul now: torch {matmul_peak_gflops(args.threads):.0f}, OpenVINO "
             f"{openvino_matmul_peak_gflops(args.threads):.0f}). Load average at start "
-            f"{load[0]:.1f} (a shared machine: compare within a table).\n")
+            f"{load[0]:.1f} (a shared machine: compare within a table). glibc malloc: "
+            f"{malloc_mode()}{' (freed memory kept for reuse)' if malloc_mode() == 'keep' else ''}.\n")
+
+
+# glibc keeps freed memory for reuse: no return to the OS below 16 GiB of free heap, blocks up to
+# 32 MiB from the heap rather than fresh mmaps (glibc's maximum for the threshold), 512 MiB
+# headroom per heap growth. Without this PyTorch eager page-faults its activations afresh every
+# call (VisTR tiny: ~83k minor faults, a third of its CPU time in the kernel), and that cost grew
+# 2-3x with other runtimes' sessions in the process; onnxruntime's arena and OpenVINO's
+# allocator reuse their memory anyway. glibc tunables: https://www.gnu.org/software/libc/manual/
+# html_node/Memory-Allocation-Tunables.html (the MALLOC_*_ variables are their older aliases).
+KEPT_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(16 << 30),
+                   "MALLOC_TOP_PAD_": str(512 << 20)}
+
+
+def malloc_mode() -> str:
+    """``keep`` when this process runs with KEPT_MALLOC_ENV, else ``default``."""
+    return "keep" if all(os.environ.get(k) == v for k, v in KEPT_MALLOC_ENV.items()) else "default"
+
+
+def reexec_with_kept_malloc(argv: list[str]) -> None:
+    """Run this script again with KEPT_MALLOC_ENV (glibc reads it only at start-up); no return."""
+    env = dict(os.environ, **KEPT_MALLOC_ENV)
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv], env)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -255,6 +278,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--check-backend", choices=CHECK_BACKENDS,
                    help="runtime the FP16/INT8 budgets are measured on (default: openvino when "
                         "installed, the fastest CPU path these tables look for)")
+    p.add_argument("--malloc", choices=["default", "keep"], default="default",
+                   help="glibc allocator for the whole run: default, or keep (freed memory kept "
+                        "for reuse, KEPT_MALLOC_ENV: eager PyTorch stops page-faulting its "
+                        "activations every window; the script re-executes itself with it set)")
     p.add_argument("--max-window-s", type=float, default=60.0)
     p.add_argument("--workdir", default="artifacts/bench_speed", help="exports kept here (reused)")
     p.add_argument("--out", help="also write the markdown here")
@@ -265,6 +292,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.malloc == "keep" and malloc_mode() != "keep":
+        reexec_with_kept_malloc(sys.argv[1:] if argv is None else list(argv))
     if args.check_backend is None:
         from runtime.backends.openvino import openvino_installed
 

@@ -14,6 +14,7 @@ sys.path.insert(0, str(TESTS.parent / "bench"))
 sys.path.insert(0, str(TESTS / "runtime"))
 
 import rt_fixtures  # noqa: E402
+import speed  # noqa: E402
 from speed import budget_text, clip_windows, timed_rounds  # noqa: E402
 from speed_variants import ap_tracker, calibrations_to_make, export_dir, export_forms  # noqa: E402
 
@@ -86,3 +87,27 @@ def test_the_ap_budget_streams_each_model_with_its_deployed_tracker():
     assert ap_tracker("vistr", "auto") == "default"
     assert ap_tracker("ifc", "default") == "default"  # an explicit choice wins
     assert ap_tracker("tevit", "ifc-official") == "ifc-official"
+
+
+def test_malloc_keep_reexecutes_the_script_with_the_kept_malloc_environment(monkeypatch):
+    """glibc reads its tunables only at start-up, so ``--malloc keep`` must restart the script
+    with them set (and not loop once they are)."""
+    for key in speed.KEPT_MALLOC_ENV:
+        monkeypatch.delenv(key, raising=False)
+    assert speed.malloc_mode() == "default"
+    calls = []
+
+    def fake_execve(path, argv, env):
+        calls.append((path, argv, env))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(speed.os, "execve", fake_execve)
+    with pytest.raises(SystemExit):
+        speed.main(["--malloc", "keep", "--flops-only", "--models", "ifc:tiny"])
+    (path, argv, env), = calls
+    assert path == sys.executable and argv[1].endswith("bench/speed.py")
+    assert argv[2:] == ["--malloc", "keep", "--flops-only", "--models", "ifc:tiny"]
+    assert all(env[k] == v for k, v in speed.KEPT_MALLOC_ENV.items())
+    for key, value in speed.KEPT_MALLOC_ENV.items():
+        monkeypatch.setenv(key, value)
+    assert speed.malloc_mode() == "keep"
