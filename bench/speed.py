@@ -3,7 +3,8 @@
     python bench/speed.py [--models tevit:tiny ifc:tiny vistr:tiny tevit:msgshift@192x320]
         [--threads 2] [--precisions fp32 fp16 int8] [--int8-engines modelopt nncf]
         [--backends onnxruntime openvino] [--rounds 5] [--calib-data synthetic:tiny:3]
-        [--ap-data DIR --ap-videos N [--ap-tracker auto]] [--max-window-s 60] [--workdir DIR] [--out FILE]
+        [--ap-data DIR --ap-videos N [--ap-tracker auto]] [--malloc default|keep]
+        [--max-window-s 60] [--workdir DIR] [--out FILE]
 
 Each model is exported at its preset's input size (``@HxW`` overrides it; multiples of 32), its
 FP16 and INT8 graphs calibrated by ``calibration`` (keep-lists, parity budget or ``--ap-data``
