@@ -235,8 +235,9 @@ def header(args, peak: float) -> str:
 # 32 MiB from the heap rather than fresh mmaps (glibc's maximum for the threshold), 512 MiB
 # headroom per heap growth. Without this PyTorch eager page-faults its activations afresh every
 # call (VisTR tiny: ~83k minor faults, a third of its CPU time in the kernel), and that cost grew
-# 2-3x with other runtimes' sessions in the process; onnxruntime's arena and OpenVINO's
-# allocator reuse their memory anyway. glibc tunables: https://www.gnu.org/software/libc/manual/
+# 2-3x with other runtimes' sessions in the process. onnxruntime's arena and OpenVINO's
+# allocator reuse their memory anyway, yet ran 10-25 % slower with these settings here: compare
+# each side at its best mode (two runs) rather than trusting one run's "vs eager". glibc tunables: https://www.gnu.org/software/libc/manual/
 # html_node/Memory-Allocation-Tunables.html (the MALLOC_*_ variables are their older aliases).
 KEPT_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(16 << 30),
                    "MALLOC_TOP_PAD_": str(512 << 20)}
@@ -282,7 +283,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--malloc", choices=["default", "keep"], default="default",
                    help="glibc allocator for the whole run: default, or keep (freed memory kept "
                         "for reuse, KEPT_MALLOC_ENV: eager PyTorch stops page-faulting its "
-                        "activations every window; the script re-executes itself with it set)")
+                        "activations every window, but the runtimes ran 10-25 %% slower with it; the script "
+                        "re-executes itself with it set)")
     p.add_argument("--max-window-s", type=float, default=60.0)
     p.add_argument("--workdir", default="artifacts/bench_speed", help="exports kept here (reused)")
     p.add_argument("--out", help="also write the markdown here")
