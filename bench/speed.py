@@ -220,6 +220,7 @@ def header(args, peak: float) -> str:
 
         ov = openvino.__version__.split("-")[0]
     load = os.getloadavg()
+    allocator = malloc_mode()
     return (f"## bench/speed.py, {datetime.date.today()}\n\n"
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
             f"--threads {args.threads}; torch {torch.__version__}, onnxruntime "
@@ -228,7 +229,7 @@ def header(args, peak: float) -> str:
             f"matmul now: torch {matmul_peak_gflops(args.threads):.0f}, OpenVINO "
             f"{openvino_matmul_peak_gflops(args.threads):.0f}). Load average at start "
             f"{load[0]:.1f} (a shared machine: compare within a table). glibc malloc: "
-            f"{malloc_mode()}{' (freed memory kept for reuse)' if malloc_mode() == 'keep' else ''}.\n")
+            f"{allocator}{' (freed memory kept for reuse)' if allocator == 'keep' else ''}.\n")
 
 
 # glibc keeps freed memory for reuse: no return to the OS below 16 GiB of free heap, blocks up to
@@ -237,8 +238,9 @@ def header(args, peak: float) -> str:
 # call (VisTR tiny: ~83k minor faults, a third of its CPU time in the kernel), and that cost grew
 # 2-3x with other runtimes' sessions in the process. onnxruntime's arena and OpenVINO's
 # allocator reuse their memory anyway, yet ran 10-25 % slower with these settings here: compare
-# each side at its best mode (two runs) rather than trusting one run's "vs eager". glibc tunables: https://www.gnu.org/software/libc/manual/
-# html_node/Memory-Allocation-Tunables.html (the MALLOC_*_ variables are their older aliases).
+# each side at its best mode (two runs) rather than trusting one run's "vs eager". glibc
+# tunables: https://www.gnu.org/software/libc/manual/html_node/Memory-Allocation-Tunables.html
+# (the MALLOC_*_ variables are their older aliases).
 KEPT_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(16 << 30),
                    "MALLOC_TOP_PAD_": str(512 << 20)}
 
@@ -283,8 +285,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--malloc", choices=["default", "keep"], default="default",
                    help="glibc allocator for the whole run: default, or keep (freed memory kept "
                         "for reuse, KEPT_MALLOC_ENV: eager PyTorch stops page-faulting its "
-                        "activations every window, but the runtimes ran 10-25 %% slower with it; the script "
-                        "re-executes itself with it set)")
+                        "activations every window, but the runtimes ran 10-25 %% slower with "
+                        "it; the script re-executes itself with it set)")
     p.add_argument("--max-window-s", type=float, default=60.0)
     p.add_argument("--workdir", default="artifacts/bench_speed", help="exports kept here (reused)")
     p.add_argument("--out", help="also write the markdown here")

@@ -68,7 +68,7 @@ def prepare_model(name: str, preset: str, hw: tuple[int, int], workdir: Path, ar
     have = {e["precision"] for e in load_manifest(directory).data["artifacts"]}
     options = CalibrationOptions(windows=args.calib_windows, eval_windows=args.eval_windows,
                                  ap_data=args.ap_data, ap_videos=args.ap_videos,
-                                 ap_tracker=ap_tracker(name, getattr(args, "ap_tracker", "auto")),
+                                 ap_tracker=ap_tracker(name, args.ap_tracker),
                                  check_backend=args.check_backend, threads=args.threads,
                                  progress=False)
     for precision in calibrations_to_make(args.precisions, args.int8_engines, have):
