@@ -315,7 +315,13 @@ def _maps(pid: int) -> str:
 
 
 def _lines_in(path: Path) -> int:
-    return path.read_text().count("\n") if path.exists() else 0
+    """Lines in a file another process is writing; 0 while it does not exist. The run probes
+    its outputs for writability at start (creating, then removing, a file that was not there),
+    so an exists-then-read check can lose that race: read and treat "gone" as "not yet"."""
+    try:
+        return path.read_text().count("\n")
+    except FileNotFoundError:
+        return 0
 
 
 @pytest.mark.parametrize("moment", ["importing OpenCV", "importing onnxruntime", "streaming"])
