@@ -205,7 +205,9 @@ def budget_text(check: dict | None) -> str:
         text += f" on {check['measured_on']}"
     if "before_fallback" in check:
         text += (f" (NNCF alone {check['before_fallback']:.3g}; "
-                 f"{check['blocks_back_to_fp32']} blocks back to FP32)")
+                 f"{check['blocks_back_to_fp32']} blocks back to FP32"
+                 + (f", {check['blocks_readmitted']} more tried and kept INT8"
+                    if check.get("blocks_readmitted") else "") + ")")
     return text
 
 

@@ -171,7 +171,8 @@ def nncf_fallback(job, path: Path) -> dict:
     model, record = fallback(qmodel, job.fp32, quantized, rows, job.check)
     onnx.save(model, str(path))
     return {**record.final.as_dict(), "before_fallback": before.value,
-            "blocks_back_to_fp32": len(record.steps) - 1,
+            "blocks_back_to_fp32": len(record.excluded),
+            "blocks_readmitted": len(record.readmitted),
             "int8_nodes": f"{len(quantized_nodes(model))} of {len(quantized)}"}
 
 

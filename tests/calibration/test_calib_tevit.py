@@ -169,9 +169,9 @@ def test_fallback_returns_blocks_until_the_budget_holds(calibrated):
     rows = block_sensitivity(qmodel, fp32, infos, quantized, strict, depth=1, progress=False)
     order = [r.block for r in rows]
     assert order and rows[0].measurement.value >= rows[-1].measurement.value
-    model, record = fallback(qmodel, fp32, quantized, rows, strict)
+    model, record = fallback(qmodel, fp32, quantized, rows, strict, readmit=False)
     assert record.excluded == order[:len(record.excluded)] and record.final.within_budget
-    assert len(record.steps) == len(record.excluded) + 1
+    assert len(record.steps) == len(record.excluded) + 1 and not record.readmitted
     assert not any(step["within_budget"] for step in record.steps[:-1])
     if record.excluded == order:
         assert not any(n.op_type in QDQ_OPS for n in model.graph.node)
@@ -179,6 +179,61 @@ def test_fallback_returns_blocks_until_the_budget_holds(calibrated):
                                                            box_max_abs=1e3))
     same, none_back = fallback(qmodel, fp32, quantized, rows, loose)
     assert none_back.excluded == [] and quantized_nodes(same) == quantized
+
+
+class _AdditiveCheck:
+    """A budget whose value is the sum of fixed per-block costs over the blocks with a node
+    still INT8 in the measured graph (budget: value <= 1), counting its measurements."""
+
+    kind = "parity"
+
+    def __init__(self, costs: dict[str, float], nodes: dict[str, list[str]]) -> None:
+        self.costs, self.nodes, self.calls = costs, nodes, 0
+
+    def measure(self, model):
+        from calibration.checks import Measurement
+
+        self.calls += 1
+        int8 = quantized_nodes(model)
+        value = sum(c for b, c in self.costs.items() if int8 & set(self.nodes[b]))
+        return Measurement(value, value <= 1.0)
+
+
+def test_fallback_tries_returned_blocks_in_int8_again_and_keeps_those_within_budget(calibrated):
+    """Ranked alone, block A looks worst, but in the whole graph it costs little: the worst-first
+    pass sends A and B back (1.45 -> 1.40 -> 0.90); A is then tried again (0.95, within) and
+    stays INT8. B, the block whose return brought the graph within budget, is not retried."""
+    from calibration.checks import Measurement
+    from calibration.graph import blocks
+    from calibration.sensitivity import BlockRow
+
+    directory, _ = calibrated
+    fp32 = onnx.load(str(directory / "model.onnx"))
+    qmodel = onnx.load(str(directory / "model.int8.onnx"))
+    quantized = quantized_nodes(qmodel)
+    groups = blocks(node_infos(fp32), 3, only=quantized)  # e.g. neck.fpn_convs.0
+    assert len(groups) >= 3, sorted(groups)
+    a, b, c, *rest = sorted(groups)
+    costs = {a: 0.05, b: 0.5, c: 0.6, **{r: 0.3 / len(rest) for r in rest}}
+    ranked_alone = [a, b, c, *rest]  # what per-block sensitivity said, worst first
+    rows = [BlockRow(name, tuple(groups[name]), Measurement(9.0 - i, False))
+            for i, name in enumerate(ranked_alone)]
+    check = _AdditiveCheck(costs, groups)
+    model, record = fallback(qmodel, fp32, quantized, rows, check)
+    assert record.excluded == [b] and record.readmitted == [a]
+    assert record.final.value == pytest.approx(0.95) and record.final.within_budget
+    assert quantized_nodes(model) == quantized - set(groups[b])
+    assert [s.get("excluded", s.get("readmitted")) for s in record.steps] == [None, a, b, a]
+    assert record.steps[-1]["kept"] is True and check.calls == 4
+    as_dict = record.as_dict()
+    assert (as_dict["excluded_blocks"], as_dict["readmitted_blocks"]) == ([b], [a])
+
+    costs[a] = 0.2  # now A does not fit back: tried, measured over budget, left in FP32
+    check = _AdditiveCheck(costs, groups)
+    model, record = fallback(qmodel, fp32, quantized, rows, check)
+    assert record.excluded == [a, b] and record.readmitted == []
+    assert record.final.value == pytest.approx(0.9) and record.steps[-1]["kept"] is False
+    assert quantized_nodes(model) == quantized - set(groups[a]) - set(groups[b])
 
 
 def test_ap_metric_path_runs_through_the_runtime(calibrated, tmp_path):
