@@ -84,7 +84,8 @@ lint: setup
 # INPUT_SIZE=HxW exports for your camera's aspect ratio (multiples of 32; e.g. 384x512 for 4:3):
 # no letterbox padding, so the official computation exactly (docs/contract.md).
 # TeViT's RoIAlign is exported as the ONNX RoiAlign op (fast; TensorRT's ROIAlign_TRT plugin);
-# ROI_ALIGN=grid_sample writes it with GridSample instead, for runtimes without RoiAlign.
+# ROI_ALIGN=grid_sample writes it with GridSample instead, for runtimes without RoiAlign;
+# ROI_ALIGN=onnx_gathered pools each RoI on its own FPN level only (fastest on CPU runtimes).
 # DEFORM_CONV=onnx writes VisTR's deformable conv as the ONNX DeformConv op (opset 19).
 # PRECISION=fp16|int8 adds model.<precision>.onnx, calibrated on CALIB (video, folder, dataset
 # or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory. AP_DATA=DIR (a generated val

@@ -268,7 +268,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    choices=["modelopt", "nncf"],
                    help="INT8 graphs to make: the calibration's (ModelOpt) and/or NNCF's")
     p.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"])
-    p.add_argument("--roi-align", default="onnx", choices=["onnx", "grid_sample"],
+    p.add_argument("--roi-align", default="onnx",
+                   choices=["onnx", "onnx_gathered", "grid_sample"],
                    help="TeViT's RoIAlign export form")
     p.add_argument("--deform-conv", choices=["grid_sample", "onnx"],
                    help="VisTR's deformable-conv export form (default: the exporter's)")

@@ -47,10 +47,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model input (multiples of 32; default: the preset's). Match your "
                              "camera's aspect ratio (e.g. 384x512 for 4:3) so frames need no "
                              "letterbox padding: the exact official computation")
-    parser.add_argument("--roi-align", choices=["onnx", "grid_sample"], default=None,
-                        help="TeViT's RoIAlign in the graph: onnx (the RoiAlign op, default: "
-                             "faster on onnxruntime, TensorRT's ROIAlign_TRT plugin) or "
-                             "grid_sample (pure tensor ops, for runtimes without RoiAlign)")
+    parser.add_argument("--roi-align", choices=["onnx", "onnx_gathered", "grid_sample"],
+                        default=None,
+                        help="TeViT's RoIAlign in the graph: onnx (the RoiAlign op on every FPN "
+                             "level, fixed shapes, default: TensorRT's ROIAlign_TRT plugin), "
+                             "onnx_gathered (the op on each RoI's own level only: the fastest on "
+                             "CPU runtimes; data-dependent shapes, not checked with TensorRT "
+                             "engines) or grid_sample (pure tensor ops, for runtimes without "
+                             "RoiAlign)")
     parser.add_argument("--deform-conv", choices=["grid_sample", "onnx"], default=None,
                         help="VisTR's deformable conv: grid_sample (GridSample + MatMul, opset "
                              "18, default) or onnx (the DeformConv op, opset 19; TensorRT >= 10.1 "

@@ -108,8 +108,10 @@ def export_artifacts(
 
     ``roi_align`` (TeViT only): ``onnx`` (default: the standard ONNX RoiAlign op, 2.9x eager on
     onnxruntime CPU for msgshift where the GridSample form is 0.56x, docs/notes/lab-notebook.md; TensorRT
-    builds it with its ROIAlign_TRT plugin, plugins/) or ``grid_sample`` (pure tensor ops, for
-    runtimes without RoiAlign); recorded in the manifest's ``model_extra.roi_align``.
+    builds it with its ROIAlign_TRT plugin, plugins/), ``onnx_gathered`` (the same op on each
+    RoI's own FPN level only, via NonZero/ScatterND: faster on the CPU runtimes, docs/benchmarks.md;
+    its data-dependent shapes are not checked with TensorRT engines here) or ``grid_sample`` (pure
+    tensor ops, for runtimes without RoiAlign); recorded in the manifest's ``model_extra.roi_align``.
 
     ``deform_conv`` (VisTR only): ``grid_sample`` (default; GridSample + MatMul, the 9 taps in as few calls as its memory
     budget allows, opset 18) or

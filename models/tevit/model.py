@@ -74,8 +74,10 @@ class TeViT(VISModel):
 
     def use_roi_align(self, form: str) -> None:
         """Pick the inference RoIAlign form of every head: ``grid_sample`` (pure tensor ops, the
-        default) or ``onnx`` (torchvision's kernel, exported as the ONNX RoiAlign op). Both equal
-        mmcv's ``aligned=True`` kernel; training always uses the gathered torchvision form."""
+        default) or ``onnx`` (torchvision's kernel, exported as the ONNX RoiAlign op, every RoI
+        on every level, fixed shapes) or ``onnx_gathered`` (the same op on each RoI's own level
+        only, through NonZero: a quarter of the work, data-dependent shapes). All equal mmcv's
+        ``aligned=True`` kernel; training always uses the gathered torchvision form."""
         from models.common.roi_align import EXPORT_FORMS
 
         if form not in EXPORT_FORMS:

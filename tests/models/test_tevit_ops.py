@@ -122,6 +122,64 @@ def test_onnx_roi_align_form_equals_the_grid_sample_form():
                                multilevel_roi_align(levels, strides, boxes, 7, 2), rtol=0, atol=1e-10)
 
 
+def test_gathered_onnx_form_equals_the_one_hot_onnx_form_with_empty_levels():
+    from models.common.roi_align import (
+        multilevel_roi_align_onnx,
+        multilevel_roi_align_onnx_gathered,
+    )
+
+    gen = torch.Generator().manual_seed(5)
+    strides = [4, 8, 16, 32]
+    levels = [torch.randn(3, 5, 256 // s, 384 // s, generator=gen, dtype=torch.float64)
+              for s in strides]
+    mixed = _boxes(3, 11, 256, 384, gen).to(torch.float64) * 2  # some boxes leave the map
+    small = mixed.clone()
+    small[..., 2:] = small[..., :2] + 20.0  # every box on level 0: levels 1-3 pool nothing
+    assert set(map_roi_levels(small, 4).flatten().tolist()) == {0}
+    for boxes in (mixed, small):
+        torch.testing.assert_close(multilevel_roi_align_onnx_gathered(levels, strides, boxes, 7, 2),
+                                   multilevel_roi_align_onnx(levels, strides, boxes, 7, 2),
+                                   rtol=0, atol=0)
+
+
+def test_gathered_onnx_form_exports_and_runs_on_both_cpu_runtimes(tmp_path):
+    """The NonZero -> GatherND -> RoiAlign -> ScatterND pattern with a dynamic RoI count per
+    level, including levels with no RoI (a zero-length RoiAlign), runs on onnxruntime and
+    OpenVINO with PyTorch's values."""
+    import numpy as np
+    import onnxruntime as ort
+    import openvino as ov
+    import torchvision  # noqa: F401  (registers roi_align's ONNX translation)
+
+    from models.common.roi_align import multilevel_roi_align_onnx_gathered
+
+    strides = [4, 8, 16, 32]
+
+    class Pool(torch.nn.Module):
+        def forward(self, f0, f1, f2, f3, boxes):
+            return multilevel_roi_align_onnx_gathered([f0, f1, f2, f3], strides, boxes, 7, 2)
+
+    gen = torch.Generator().manual_seed(6)
+    levels = [torch.randn(2, 4, 512 // s, 512 // s, generator=gen) for s in strides]
+    boxes = _boxes(2, 9, 512, 512, gen) * 2
+    path = tmp_path / "pool.onnx"
+    names = ["f0", "f1", "f2", "f3", "boxes"]
+    torch.onnx.export(Pool().eval(), (*levels, boxes), str(path), dynamo=True, opset_version=18,
+                      input_names=names, output_names=["pooled"], external_data=False)
+    ops = [n.op_type for n in __import__("onnx").load(str(path)).graph.node]
+    assert ops.count("NonZero") == 4 and ops.count("RoiAlign") == 4
+    small = boxes.clone()
+    small[..., 2:] = small[..., :2] + 20.0  # only level 0 gets RoIs
+    ov_model = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for case in (boxes, small):
+        with torch.no_grad():
+            expected = Pool()(*levels, case).numpy()
+        feeds = dict(zip(names, [t.numpy() for t in (*levels, case)]))
+        np.testing.assert_allclose(session.run(None, feeds)[0], expected, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(ov_model(feeds)[0], expected, rtol=0, atol=1e-5)
+
+
 def test_use_roi_align_switches_every_head_and_refuses_unknown_forms():
     from models.tevit.model import build
 
