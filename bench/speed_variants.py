@@ -172,7 +172,7 @@ def nncf_fallback(job, path: Path) -> dict:
     onnx.save(model, str(path))
     return {**record.final.as_dict(), "before_fallback": before.value,
             "blocks_back_to_fp32": len(record.excluded),
-            "blocks_readmitted": len(record.readmitted),
+            "blocks_readmitted": len(record.readmitted), "fp32_blocks": record.excluded,
             "int8_nodes": f"{len(quantized_nodes(model))} of {len(quantized)}"}
 
 
