@@ -168,6 +168,10 @@ def test_gathered_onnx_form_exports_and_runs_on_both_cpu_runtimes(tmp_path):
                       input_names=names, output_names=["pooled"], external_data=False)
     ops = [n.op_type for n in __import__("onnx").load(str(path)).graph.node]
     assert ops.count("NonZero") == 4 and ops.count("RoiAlign") == 4
+    from export.trt_support import lint_onnx, load_support_table
+    for major in (10, 11):  # NonZero on a float mask: a type TensorRT's operator table lists
+        report = lint_onnx(path, load_support_table(major))
+        assert report.ok and "NonZero" not in report.format(), report.format()
     small = boxes.clone()
     small[..., 2:] = small[..., :2] + 20.0  # only level 0 gets RoIs
     ov_model = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
