@@ -116,6 +116,16 @@ def multilevel_roi_align(
         for feat, stride in zip(levels, strides)))
 
 
+def _rois_and_levels(boxes: torch.Tensor, num_levels: int, finest_scale: float
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tensor[N, P, 4] xyxy -> (rois Tensor[N*P, 5] as (frame index, x1, y1, x2, y2), each RoI's
+    FPN level int64[N*P])."""
+    n, p = boxes.shape[:2]
+    frame = torch.arange(n, device=boxes.device, dtype=boxes.dtype).repeat_interleave(p)
+    rois = torch.cat((frame[:, None], boxes.reshape(n * p, 4)), dim=1)
+    return rois, map_roi_levels(boxes, num_levels, finest_scale).reshape(n * p)
+
+
 def multilevel_roi_align_onnx(
     levels: list[torch.Tensor],
     strides: list[int],
@@ -132,48 +142,11 @@ def multilevel_roi_align_onnx(
     """
     from torchvision.ops import roi_align
 
-    n, p = boxes.shape[:2]
-    frame = torch.arange(n, device=boxes.device, dtype=boxes.dtype).repeat_interleave(p)
-    rois = torch.cat((frame[:, None], boxes.reshape(n * p, 4)), dim=1)
-    target = map_roi_levels(boxes, len(levels), finest_scale).reshape(n * p)
+    rois, target = _rois_and_levels(boxes, len(levels), finest_scale)
     out = _keep_target_level(target, (
         roi_align(feat, rois, output_size, 1.0 / stride, sampling_ratio, aligned=True)
         for feat, stride in zip(levels, strides)))
-    return out.reshape(n, p, *out.shape[1:])
-
-
-def multilevel_roi_align_onnx_gathered(
-    levels: list[torch.Tensor],
-    strides: list[int],
-    boxes: torch.Tensor,
-    output_size: int,
-    sampling_ratio: int = 2,
-    finest_scale: float = 56.0,
-) -> torch.Tensor:
-    """``multilevel_roi_align_onnx`` pooling each RoI on its own level only (NonZero -> Gather ->
-    RoiAlign -> ScatterND per level), as mmdet's ``SingleRoIExtractor`` does: a quarter of the
-    RoiAlign work and no one-hot sum, at the price of data-dependent shapes inside the graph.
-    Same kernel and inputs per RoI, so the same values. Shapes as ``multilevel_roi_align``.
-    """
-    from torchvision.ops import roi_align
-
-    n, p = boxes.shape[:2]
-    frame = torch.arange(n, device=boxes.device, dtype=boxes.dtype).repeat_interleave(p)
-    rois = torch.cat((frame[:, None], boxes.reshape(n * p, 4)), dim=1)
-    target = map_roi_levels(boxes, len(levels), finest_scale).reshape(n * p)
-    out = boxes.new_zeros(n * p, levels[0].shape[1], output_size, output_size)
-    for index, (feat, stride) in enumerate(zip(levels, strides)):
-        # NonZero on a float mask: TensorRT's ONNX operator table documents FP32/FP16 inputs
-        chosen = (target == index).to(boxes.dtype).nonzero().squeeze(1)
-        pooled = roi_align(feat, rois[chosen], output_size, 1.0 / stride, sampling_ratio,
-                           aligned=True)
-        out = out.index_put((chosen,), pooled)
-    return out.reshape(n, p, *out.shape[1:])
-
-
-# Inference forms of the multi-level RoIAlign an exported graph can use (``--roi-align``).
-EXPORT_FORMS = {"grid_sample": multilevel_roi_align, "onnx": multilevel_roi_align_onnx,
-                "onnx_gathered": multilevel_roi_align_onnx_gathered}
+    return out.reshape(*boxes.shape[:2], *out.shape[1:])
 
 
 def multilevel_roi_align_gathered(
@@ -184,24 +157,27 @@ def multilevel_roi_align_gathered(
     sampling_ratio: int = 2,
     finest_scale: float = 56.0,
 ) -> torch.Tensor:
-    """Same result as ``multilevel_roi_align`` for training: each RoI is pooled only on its own
-    level with torchvision's C++ kernel (``aligned=True``; equal to ours, see the tests).
+    """Each RoI pooled on its own level only with torchvision's kernel (``aligned=True``), as
+    mmdet's ``SingleRoIExtractor.forward`` loops over levels: a quarter of the work of the
+    fixed-shape forms and the same values (see the tests).
 
-    Data-dependent shapes (``nonzero``), so it is never used in an exported graph; it is ~4x less
-    work and has a fast backward pass. Shapes as ``multilevel_roi_align``.
+    Training always uses it (fast backward pass). Exported (``--roi-align onnx_gathered``) it is
+    NonZero -> GatherND -> RoiAlign -> ScatterND per level, with data-dependent shapes inside
+    the graph; a level without RoIs pools zero of them. Shapes as ``multilevel_roi_align``.
     """
     from torchvision.ops import roi_align
 
-    n, p = boxes.shape[:2]
-    channels = levels[0].shape[1]
-    frame = torch.arange(n, device=boxes.device, dtype=boxes.dtype).repeat_interleave(p)
-    rois = torch.cat((frame[:, None], boxes.reshape(n * p, 4)), dim=1)
-    target = map_roi_levels(boxes, len(levels), finest_scale).reshape(n * p)
-    out = boxes.new_zeros(n * p, channels, output_size, output_size)
+    rois, target = _rois_and_levels(boxes, len(levels), finest_scale)
+    out = boxes.new_zeros(target.shape[0], levels[0].shape[1], output_size, output_size)
     for index, (feat, stride) in enumerate(zip(levels, strides)):
         # NonZero on a float mask: TensorRT's ONNX operator table documents FP32/FP16 inputs
         chosen = (target == index).to(boxes.dtype).nonzero().squeeze(1)
-        if chosen.numel():
-            pooled = roi_align(feat, rois[chosen], output_size, 1.0 / stride, sampling_ratio, aligned=True)
-            out = out.index_copy(0, chosen, pooled)
-    return out.reshape(n, p, channels, output_size, output_size)
+        pooled = roi_align(feat, rois[chosen], output_size, 1.0 / stride, sampling_ratio,
+                           aligned=True)
+        out = out.index_put((chosen,), pooled)
+    return out.reshape(*boxes.shape[:2], *out.shape[1:])
+
+
+# Inference forms of the multi-level RoIAlign an exported graph can use (``--roi-align``).
+EXPORT_FORMS = {"grid_sample": multilevel_roi_align, "onnx": multilevel_roi_align_onnx,
+                "onnx_gathered": multilevel_roi_align_gathered}

@@ -16,8 +16,8 @@ from models.tevit.config import TeViTConfig
 
 
 def _roi_align(training: bool, form: str = "grid_sample"):
-    """An export form (dense, fixed shapes: ``EXPORT_FORMS[form]``) for inference; the gathered
-    torchvision form for training."""
+    """The inference form ``EXPORT_FORMS[form]`` (``use_roi_align``); the per-level gathered
+    form for training."""
     return multilevel_roi_align_gathered if training else EXPORT_FORMS[form]
 
 

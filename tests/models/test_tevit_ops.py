@@ -124,8 +124,8 @@ def test_onnx_roi_align_form_equals_the_grid_sample_form():
 
 def test_gathered_onnx_form_equals_the_one_hot_onnx_form_with_empty_levels():
     from models.common.roi_align import (
+        multilevel_roi_align_gathered,
         multilevel_roi_align_onnx,
-        multilevel_roi_align_onnx_gathered,
     )
 
     gen = torch.Generator().manual_seed(5)
@@ -137,7 +137,7 @@ def test_gathered_onnx_form_equals_the_one_hot_onnx_form_with_empty_levels():
     small[..., 2:] = small[..., :2] + 20.0  # every box on level 0: levels 1-3 pool nothing
     assert set(map_roi_levels(small, 4).flatten().tolist()) == {0}
     for boxes in (mixed, small):
-        torch.testing.assert_close(multilevel_roi_align_onnx_gathered(levels, strides, boxes, 7, 2),
+        torch.testing.assert_close(multilevel_roi_align_gathered(levels, strides, boxes, 7, 2),
                                    multilevel_roi_align_onnx(levels, strides, boxes, 7, 2),
                                    rtol=0, atol=0)
 
@@ -151,13 +151,13 @@ def test_gathered_onnx_form_exports_and_runs_on_both_cpu_runtimes(tmp_path):
     import openvino as ov
     import torchvision  # noqa: F401  (registers roi_align's ONNX translation)
 
-    from models.common.roi_align import multilevel_roi_align_onnx_gathered
+    from models.common.roi_align import multilevel_roi_align_gathered
 
     strides = [4, 8, 16, 32]
 
     class Pool(torch.nn.Module):
         def forward(self, f0, f1, f2, f3, boxes):
-            return multilevel_roi_align_onnx_gathered([f0, f1, f2, f3], strides, boxes, 7, 2)
+            return multilevel_roi_align_gathered([f0, f1, f2, f3], strides, boxes, 7, 2)
 
     gen = torch.Generator().manual_seed(6)
     levels = [torch.randn(2, 4, 512 // s, 512 // s, generator=gen) for s in strides]
