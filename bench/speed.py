@@ -268,9 +268,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    choices=["modelopt", "nncf"],
                    help="INT8 graphs to make: the calibration's (ModelOpt) and/or NNCF's")
     p.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"])
-    p.add_argument("--roi-align", default="onnx",
+    p.add_argument("--roi-align", default="onnx_gathered",
                    choices=["onnx", "onnx_gathered", "grid_sample"],
-                   help="TeViT's RoIAlign export form")
+                   help="TeViT's RoIAlign export form (default: per level, the fastest on "
+                        "both CPU runtimes; the tables in docs/benchmarks.md use it)")
     p.add_argument("--deform-conv", choices=["grid_sample", "onnx"],
                    help="VisTR's deformable-conv export form (default: the exporter's)")
     p.add_argument("--rounds", type=int, default=5, help="timed windows per runner")

@@ -59,6 +59,13 @@ def test_budget_text():
     assert budget_text(nncf) == ("parity loss 0.9 within (NNCF alone 23; 9 blocks back to FP32)")
     assert budget_text({**nncf, "measured_on": "openvino"}) == (
         "parity loss 0.9 within on openvino (NNCF alone 23; 9 blocks back to FP32)")
+    assert budget_text({**nncf, "blocks_back_to_fp32": 2, "blocks_readmitted": 7}) == (
+        "parity loss 0.9 within (NNCF alone 23; 2 blocks back to FP32, 7 more tried and kept "
+        "INT8)")
+
+
+def test_tevit_tables_default_to_the_per_level_roi_align_form():
+    assert speed.parse_args([]).roi_align == "onnx_gathered"
 
 
 def test_nncf_alone_skips_modelopts_int8_calibration():
