@@ -51,7 +51,8 @@ class CalibrationOptions:
     384x640 and T=5; per-tensor magnitudes hardly depend on T.
     ``rank_by`` orders the INT8 blocks for the fallback: ``parity`` (default) measures each block
     alone by held-out parity, which is cheap, and spends the task metric only on the fallback
-    steps (baseline + one AP run per step); ``check`` ranks every block by the budget's own check
+    steps (baseline + one AP run per step, re-admission tries included: at most one per block
+    sent back); ``check`` ranks every block by the budget's own check
     (one AP run per block with a metric: 19 blocks x 8 videos did not finish in 20 minutes for the
     tiny TeViT on 2 CPU cores).
     ``check_backend``: the CPU runtime every budget measurement (parity, AP, block ranking) runs
