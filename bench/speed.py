@@ -223,6 +223,8 @@ def header(args, peak: float) -> str:
         ov = openvino.__version__.split("-")[0]
     load = os.getloadavg()
     allocator = malloc_mode()
+    preload = os.environ.get("LD_PRELOAD")  # e.g. jemalloc, which replaces glibc malloc
+    preload_note = f"; LD_PRELOAD={preload}" if preload else ""
     return (f"## bench/speed.py, {datetime.date.today()}\n\n"
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
             f"--threads {args.threads}; torch {torch.__version__}, onnxruntime "
@@ -231,7 +233,8 @@ def header(args, peak: float) -> str:
             f"matmul now: torch {matmul_peak_gflops(args.threads):.0f}, OpenVINO "
             f"{openvino_matmul_peak_gflops(args.threads):.0f}). Load average at start "
             f"{load[0]:.1f} (a shared machine: compare within a table). glibc malloc: "
-            f"{allocator}{' (freed memory kept for reuse)' if allocator == 'keep' else ''}.\n")
+            f"{allocator}{' (freed memory kept for reuse)' if allocator == 'keep' else ''}"
+            f"{preload_note}.\n")
 
 
 # glibc keeps freed memory for reuse: no return to the OS below 16 GiB of free heap, blocks up to
