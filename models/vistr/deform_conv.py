@@ -5,16 +5,15 @@ equals ``torchvision.ops.deform_conv2d``: for kernel tap k = i·kw + j (row-majo
 2k is the **y** offset and 2k+1 the **x** offset; output (oy, ox) samples the input at
 (oy·s − p + i·d + dy, ox·s − p + j·d + dx) bilinearly, with zeros outside the map.
 
-Export form: the kh·kw taps in groups of ``taps_per_call``; per group, one ``grid_sample``
-(bilinear, zeros, ``align_corners=False`` with pixel centres at (u + 0.5)/n, so a 1-pixel map
-stays valid) samples the group's taps as one grid of stacked rows, Tensor[N, C, g·Ho, Wo], and
-one matmul with the group's weight slice accumulates the output. The group size trades memory
-for speed: the peak is g sampled copies of the input. ``taps_per_call_for`` picks the largest
-group whose samples stay within 256 MiB per clip: all 9 taps in one call for the tiny preset
-(99 MB; on OpenVINO 2026.4.1, 2 threads, that layer runs 2.2x faster than with 9 calls: 33 vs
-73 ms for its 60x12x48x80 input), one tap per call for the official R-50 at 320x544 (0.75 GB a
-tap; 6.8 GB for all nine at once). The test compares every group size with torchvision at fp32
-and fp64.
+Export form: the kh·kw taps in groups of ``taps_per_call``; per group, one matmul projects the
+input onto the group's taps (each tap's O output channels), one ``grid_sample`` (bilinear,
+zeros, ``align_corners=False`` with pixel centres at (u + 0.5)/n, so a 1-pixel map stays valid)
+samples each tap's projection at that tap's positions, Tensor[N·g, O, Ho, Wo], and a sum over
+the taps accumulates the output. The group size trades memory for speed: the peak is g
+projected and g sampled maps of O channels. ``taps_per_call_for`` picks the largest group whose
+samples stay within 256 MiB per clip: all 9 taps in one call for the tiny preset (50 MB), one
+tap per call for the official R-50 at 320x544 (0.38 GB a tap). The test compares every group
+size with torchvision at fp32 and fp64.
 
 Second export form, ``onnx`` (``use_deform_conv(model, "onnx")``, ``python -m export vistr
 --deform-conv onnx``): torchvision's ``deform_conv2d``, which the dynamo exporter writes as the
@@ -48,8 +47,9 @@ def taps_per_call_for(
     budget_bytes: int = SAMPLE_BYTES_PER_CLIP,
 ) -> int:
     """The largest number of taps one ``grid_sample`` may sample so that its fp32 output for one
-    clip (``items_per_clip`` maps of ``channels`` x ``out_hw``) stays within ``budget_bytes``;
-    at least 1 (one tap per call is the smallest the form can do)."""
+    clip (``items_per_clip`` maps of ``channels`` x ``out_hw`` per tap; ``channels`` is the
+    conv's output channels, the input being projected onto each tap first) stays within
+    ``budget_bytes``; at least 1 (one tap per call is the smallest the form can do)."""
     per_tap = items_per_clip * channels * out_hw[0] * out_hw[1] * 4
     return max(1, min(taps, budget_bytes // per_tap))
 
@@ -71,7 +71,8 @@ def deform_conv2d(
         offset: Tensor[N, 2·kh·kw, Ho, Wo], (dy, dx) pairs per tap, row-major taps.
         weight: Tensor[O, C, kh, kw].
         taps_per_call: how many kernel taps one ``grid_sample`` samples (1 … kh·kw); the peak
-            memory is taps_per_call sampled copies of the input (see ``taps_per_call_for``).
+            memory is taps_per_call projected and sampled maps of O channels
+            (see ``taps_per_call_for``).
 
     Returns:
         Tensor[N, O, Ho, Wo].
@@ -110,20 +111,30 @@ def deform_conv2d(
     shift = offset.reshape(n, taps, 2, ho, wo)  # (dy, dx) per tap
     grid = (2 * (base + shift) + 1) / size - 1  # [N, taps, 2, Ho, Wo] (y, x)
     grid = grid.flip(2).permute(0, 1, 3, 4, 2)  # [N, taps, Ho, Wo, 2] (x, y): grid_sample's
-    weight_taps = weight.reshape(o, c, taps)  # tap k = i·kw + j, the offsets' order
+    # Project first, then sample: bilinear sampling with zero padding is linear, so weighing a
+    # tap's samples of the C input channels equals sampling the input projected onto that tap's
+    # O output channels (O = C/2 in VisTR's head). One MatMul per group projects the input onto
+    # the group's taps, one grid_sample samples O channels per tap, and the taps are summed.
+    # Sampling O instead of C channels: the tiny preset's layer (60 x 12 x 48 x 80 -> 6) took
+    # 46 instead of 55 ms on OpenVINO 2026.4.1 and 84 instead of 145 ms in eager PyTorch
+    # (2 threads); a Conv projection instead of the MatMul lost it on OpenVINO (a 14 ms Reorder
+    # of its blocked output).
+    weight_taps = weight.permute(2, 3, 0, 1).reshape(taps, o, c)  # tap k = i·kw + j
+    flat = x.reshape(n, c, h * w)
     out = None
     for first in range(0, taps, taps_per_call):
         last = min(taps, first + taps_per_call)
         group = last - first
-        # one grid_sample for `group` taps: their grids stacked along the rows
+        projected = torch.matmul(weight_taps[first:last].reshape(group * o, c), flat)
+        # [N, g·O, H·W] in (tap, channel) order = [N·g, O, H, W]: one map per (item, tap)
         sampled = F.grid_sample(
-            x, grid[:, first:last].reshape(n, group * ho, wo, 2), mode="bilinear",
+            projected.reshape(n * group, o, h, w),
+            grid[:, first:last].reshape(n * group, ho, wo, 2), mode="bilinear",
             padding_mode="zeros", align_corners=False,
-        )  # [N, C, group·Ho, Wo] = [N, C·group, Ho·Wo] in (channel, tap) order, like weight_taps
-        part = torch.matmul(weight_taps[:, :, first:last].reshape(o, c * group),
-                            sampled.reshape(n, c * group, ho * wo))  # [N, O, Ho*Wo]
+        )  # [N·g, O, Ho, Wo]
+        part = sampled.reshape(n, group, o, ho, wo).sum(dim=1)
         out = part if out is None else out + part
-    return out.reshape(n, o, ho, wo)
+    return out
 
 
 class DeformConv2d(nn.Module):

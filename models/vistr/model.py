@@ -119,7 +119,7 @@ class VisTRSegm(VISModel):
         self.mask_head = MaskHeadSmallConv(cfg.mask_dims, (c4, c3, c2), cfg.mask_gn_groups)
         # the DCN runs on every (frame, slot) item of a clip at stride 4
         self.mask_head.dcn.taps_per_call = taps_per_call_for(
-            cfg.num_frames * cfg.num_ins, cfg.mask_dims[3],
+            cfg.num_frames * cfg.num_ins, cfg.mask_dims[4],  # sampled: output channels
             (cfg.input_hw[0] // 4, cfg.input_hw[1] // 4),
         )
         self.insmask_head = build_insmask_head(cfg.mask_dims[4], cfg.insmask_gn_groups)

@@ -104,12 +104,13 @@ def test_taps_per_call_out_of_range_is_refused():
 
 
 def test_taps_per_call_keeps_one_clip_of_samples_within_the_budget():
-    """All nine taps in one grid_sample for the tiny preset (60 items of 12 x 48 x 80: 99 MB),
-    one tap a call for the official R-50 at 320x544 (360 items of 48 x 80 x 136: 752 MB a tap)."""
-    assert taps_per_call_for(60, 12, (48, 80)) == 9
-    assert taps_per_call_for(360, 48, (80, 136)) == 1
-    per_tap = 60 * 12 * 48 * 80 * 4
-    assert taps_per_call_for(60, 12, (48, 80), budget_bytes=4 * per_tap + 1) == 4
+    """All nine taps in one grid_sample for the tiny preset (60 items, 6 output channels of
+    48 x 80: 50 MB), one tap a call for the official R-50 at 320x544 (360 items of 24 x 80 x 136:
+    376 MB a tap)."""
+    assert taps_per_call_for(60, 6, (48, 80)) == 9
+    assert taps_per_call_for(360, 24, (80, 136)) == 1
+    per_tap = 60 * 6 * 48 * 80 * 4
+    assert taps_per_call_for(60, 6, (48, 80), budget_bytes=4 * per_tap + 1) == 4
 
 
 @pytest.mark.parametrize(("preset", "expected"), [("tiny", 9), ("r50", 1)])
