@@ -62,11 +62,14 @@ def plot_speed(rows: list[dict[str, str]], path: str | Path, *, title: str = "")
     for row in rows:
         model = row.get("preset") or row.get("model") or "model"
         groups.setdefault(model, []).append((row["backend"], float(row["frames/s"])))
+    # one colour per backend across all panels (a panel may lack a backend)
+    backends = list(dict.fromkeys(name for bars in groups.values() for name, _ in bars))
+    colour = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(backends)}
     fig, axes = _panels(plt, groups, 0.75)
     for ax, (model, bars) in zip(axes, groups.items()):
         names = [name.replace("_", " ") for name, _ in bars]
         values = [value for _, value in bars]
-        ax.bar(names, values, color=[COLOURS[i % len(COLOURS)] for i in range(len(bars))])
+        ax.bar(names, values, color=[colour[name] for name, _ in bars])
         for x, value in enumerate(values):
             ax.text(x, value, f"{value:.2f}", ha="center", va="bottom", fontsize=8)
         ax.set_title(model, fontsize=10)
