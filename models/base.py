@@ -67,6 +67,10 @@ class VISModel(nn.Module):
     """
 
     uses_content_hw = False
+    # Cells across a box of a mask the model pastes into its box (TeViT: the mask head's M x M
+    # grid); None where masks are predicted on the whole frame (IFC, VisTR). Parity uses it:
+    # a pasted mask moves with its box (export.parity.mask_box_allowance).
+    pasted_mask_cells: int | None = None
 
     def __init__(self, spec: ModelSpec):
         super().__init__()

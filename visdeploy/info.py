@@ -57,6 +57,9 @@ def parity_line(parity: dict) -> str:
         tolerances = report.get("tolerances", {})
         cells = [f"{k} {report[f'{k}_max_abs']:.2g} (tol {tolerances.get(k, '?')})"
                  for k in PARITY_KEYS if f"{k}_max_abs" in report]
+        if "masks_beyond_box_allowance" in report:  # what the masks tolerance is held to
+            cells.append(f"masks beyond the box-edge allowance "
+                         f"{report['masks_beyond_box_allowance']:.2g}")
         mismatches = report.get("index_mismatches")
         if mismatches is not None:
             cells.append(f"query_index mismatches {mismatches}")

@@ -53,6 +53,7 @@ class TeViT(VISModel):
             )
         )
         self.cfg = cfg
+        self.pasted_mask_cells = 2 * cfg.mask_roi_size  # the mask head's deconv doubles its RoI
         self.backbone = MsgShifT(cfg)
         self.neck = FPN(cfg.stage_dims, cfg.fpn_channels)
         self.rpn_head = EmbeddingRPNHead(cfg.num_proposals, cfg.fpn_channels)
