@@ -1,5 +1,6 @@
-"""Parity of pasted masks: a mask moves with its box, so each row's mask tolerance grows by what
-the row's own box error explains (export/parity.py, ``mask_box_allowance``), and by nothing else.
+"""Parity of pasted masks: a mask moves with its box, so the tolerance of the pixels on a box
+edge grows by what their row's own box error explains (export/parity.py, ``mask_box_allowance``),
+and every other pixel's stays 1e-3.
 
 The data are real pastes (``paste_masks``, TeViT's 28-cell masks at stride 4) of one mask into a
 box and into the same box with its left edge moved by 0.008 px, well within the boxes' 1e-2 px
@@ -37,7 +38,9 @@ def test_the_edge_pixels_move_by_more_than_the_mask_tolerance():
     reference, candidate = _case()
     assert np.abs(reference["masks"] - candidate["masks"]).max() > FP32_TOLERANCES["masks"]
     allowance = mask_box_allowance(reference, candidate, CELLS)
-    assert allowance.shape == (1, 1, 1, *OUT_HW) and np.isclose(allowance.max(), CELLS * 0.008 / 20 + CELLS * 0.008 / 40)  # a corner
+    assert allowance.shape == (1, 1, 1, *OUT_HW)
+    # the largest at a corner pixel, on both the left (20 px wide) and top (40 px high) ramps
+    assert np.isclose(allowance.max(), CELLS * 0.008 / 20 + CELLS * 0.008 / 40)
     assert (allowance == 0).mean() > 0.8  # only the pixels on the moved edge's ramp
 
 
