@@ -14,6 +14,11 @@ Compile properties (``compile_config``):
   fp16-rounded weights and the layers calibration kept in fp32 stay fp32; an int8 artifact's
   Q/DQ pairs still run as INT8 kernels (OpenVINO's low-precision transformations follow them).
 - ``PERFORMANCE_HINT = LATENCY``: one window at a time, as the pipeline calls it.
+- The graph keeps its dynamic batch and frame axes. Compiled for one static window shape instead,
+  openvino 2026.4.1 ran FP32 graphs with equal outputs and ~6 % faster (VisTR tiny), but
+  compiled INT8 graphs differently: msgshift's NNCF graph 26 % faster and within its parity
+  budget, VisTR tiny's NNCF graph into wrong outputs (parity loss 50). So a static compile needs
+  its own budget check per artifact (docs/notes/lab-notebook.md, "A CPU with AMX").
 - ``INFERENCE_NUM_THREADS`` from ``threads`` (``--threads``; 0 = OpenVINO's default).
 """
 
