@@ -16,11 +16,15 @@ from export.parity import FP32_TOLERANCES, ParityReport, compare, mask_box_allow
 from models.common.box_ops import paste_masks
 
 CELLS, STRIDE, OUT_HW = 28, 4, (16, 24)
+MASK_VALUE = 0.95  # a confident mask up to its edge
+BOX = [22.1, 10.0, 42.1, 50.0]  # 20 px wide (1.4 cells a px); the pixel centred at x = 22 on its edge
+MOVED = [22.108, 10.0, 42.1, 50.0]
 
 
-def _outputs(box: list[float], mask: torch.Tensor, mask_error: float = 0.0) -> dict[str, np.ndarray]:
-    """One clip, one query, one frame: the engine outputs with ``mask`` pasted into ``box``."""
-    pasted = paste_masks(mask[None], torch.tensor([box], dtype=torch.float64), OUT_HW, STRIDE)
+def _outputs(box: list[float], mask_error: float = 0.0) -> dict[str, np.ndarray]:
+    """One clip, one query, one frame: the engine outputs with the mask pasted into ``box``."""
+    mask = torch.full((1, CELLS, CELLS), MASK_VALUE, dtype=torch.float64)
+    pasted = paste_masks(mask, torch.tensor([box], dtype=torch.float64), OUT_HW, STRIDE)
     masks = pasted.numpy().reshape(1, 1, 1, *OUT_HW) + mask_error
     return {"scores": np.array([[0.9]]), "labels": np.array([[1]]), "query_index": np.array([[0]]),
             "boxes": np.array(box).reshape(1, 1, 1, 4), "masks": masks,
@@ -28,10 +32,7 @@ def _outputs(box: list[float], mask: torch.Tensor, mask_error: float = 0.0) -> d
 
 
 def _case(mask_error: float = 0.0):
-    mask = torch.full((CELLS, CELLS), 0.95, dtype=torch.float64)  # a confident mask up to its edge
-    box = [22.1, 10.0, 42.1, 50.0]  # 20 px wide (1.4 cells a px); the pixel centred at x = 22 on its edge
-    moved = [22.108, 10.0, 42.1, 50.0]
-    return _outputs(box, mask), _outputs(moved, mask, mask_error)
+    return _outputs(BOX), _outputs(MOVED, mask_error)
 
 
 def test_the_edge_pixels_move_by_more_than_the_mask_tolerance():
@@ -64,8 +65,7 @@ def test_a_mask_error_the_box_does_not_explain_still_fails():
     report = ParityReport()
     compare(reference, candidate, report, FP32_TOLERANCES, pasted_mask_cells=CELLS)
     assert any(f.startswith("masks:") for f in report.failures), report.failures
-    same_box = _outputs([22.1, 10.0, 42.1, 50.0], torch.full((CELLS, CELLS), 0.95, dtype=torch.float64),
-                        mask_error=2e-3)
+    same_box = _outputs(BOX, mask_error=2e-3)
     report = ParityReport()
     compare(reference, same_box, report, FP32_TOLERANCES, pasted_mask_cells=CELLS)
     assert any(f.startswith("masks:") for f in report.failures), report.failures

@@ -56,13 +56,14 @@ def _pasted_mask_cells(name: str) -> int | None:
 def test_openvino_equals_onnxruntime_within_the_fp32_tolerances(model_case):
     directory, stages = model_case
     manifest = load_manifest(directory)
+    cells = _pasted_mask_cells(manifest.model)
     report = ParityReport()
     with open_backend(manifest, "onnxruntime", device="cpu", stages=stages) as reference, \
             open_backend(manifest, "openvino", stages=stages) as backend:
         assert isinstance(backend, TwoStageOpenVINOBackend) == (stages == "two")
         for frames, content_hw in _cases(manifest):
             compare(reference.infer(frames, content_hw), backend.infer(frames, content_hw), report,
-                    FP32_TOLERANCES, pasted_mask_cells=_pasted_mask_cells(manifest.model))
+                    FP32_TOLERANCES, pasted_mask_cells=cells)
     assert not report.failures, (report.failures, report.max_abs)
     assert report.index_mismatches == report.tied_rows  # only genuine ties may reorder
 
