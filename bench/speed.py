@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from graph_flops import eager_flops, graph_flops, stage_flops  # noqa: E402
-from speed_variants import open_runners, prepare_model, scores_delta  # noqa: E402
+from speed_variants import STATIC, open_runners, prepare_model, scores_delta  # noqa: E402
 
 from calibration.data import Windows  # noqa: E402
 from calibration.parity import CHECK_BACKENDS  # noqa: E402
@@ -174,8 +174,11 @@ def format_table(prepared, runners, times, reference, gflop, stride, peak) -> st
         ms, cpu = statistics.median(values), statistics.median(cpus)
         flops = gflop["two" if label.endswith("two-stage") else "one"]
         engine = getattr(runners[label], "engine", None)
-        budget = budget_text(prepared.int8_checks.get("nncf" if "NNCF" in label else
-                                                      "modelopt")) if " int8" in label else ""
+        check = prepared.int8_checks.get("nncf" if "NNCF" in label else "modelopt")
+        if label.endswith(STATIC):  # the static compile's own measurement
+            static = (check or {}).get("openvino_static")
+            check = {**static, "measured_on": "openvino, static shape"} if static else None
+        budget = budget_text(check) if " int8" in label else ""
         kernels = ""
         if engine is not None and engine.name.startswith("openvino") and " int8" in label:
             from runtime.backends.openvino import kernel_precisions

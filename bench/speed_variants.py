@@ -27,6 +27,7 @@ from runtime.backends import open_backend
 from runtime.manifest import load_manifest
 
 STAGED = {"one": "", "two": " two-stage"}
+STATIC = " static"  # label suffix of an OpenVINO runner compiled for the window's static shape
 
 
 @dataclass
@@ -98,7 +99,11 @@ def ap_tracker(name: str, choice: str) -> str:
 def _measured(section: dict) -> dict:
     """A calibration report section's final budget measurement with the runtime it ran on
     (reports written before ``check_backend`` existed were measured on onnxruntime)."""
-    return {**section["final"], "measured_on": section["check"].get("backend") or "onnxruntime"}
+    measured = {**section["final"],
+                "measured_on": section["check"].get("backend") or "onnxruntime"}
+    if "openvino_static" in section:
+        measured["openvino_static"] = section["openvino_static"]
+    return measured
 
 
 def calibrations_to_make(precisions, int8_engines, have) -> list[str]:
@@ -112,9 +117,10 @@ def calibrations_to_make(precisions, int8_engines, have) -> list[str]:
 def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
     """``<directory>-nncf``: the FP32 export plus NNCF's ``model.int8.onnx``, quantized on the
     calibration windows ModelOpt gets and held to the same budget (``nncf_fallback``)."""
-    from calibration.calibrate import calibration_job
+    from calibration.calibrate import calibration_job, openvino_static_check
     from calibration.graph import select
     from calibration.nncf_int8 import quantize_nncf
+    from calibration.openvino_static import manifest_record
     from calibration.report import onnx_entry, update_manifest
 
     target = prepared.directory.with_name(prepared.directory.name + "-nncf")
@@ -134,12 +140,18 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
                                    exclude=exclude)
             prepared.int8_checks["nncf"] = {**nncf_fallback(job, target / "model.int8.onnx"),
                                             "measured_on": options.check_backend}
+            # the same static-shape check calibration makes (calibration/openvino_static.py)
+            static = openvino_static_check(job, target / "model.int8.onnx")
         except Exception as err:  # a failed quantizer or check is a table note, not the end
             prepared.notes.append(f"NNCF INT8 failed: {' '.join(str(err).split())[:300]}")
             return
+        extra = {"openvino_static": manifest_record(static)} if static and manifest_record(
+            static) else {}
+        if static:
+            prepared.int8_checks["nncf"]["openvino_static"] = static
         update_manifest(target, onnx_entry(target, "model.int8.onnx", precision="int8",
                                            calibration=dict(result.as_dict(), **{
-                                               "final": prepared.int8_checks["nncf"]})))
+                                               "final": prepared.int8_checks["nncf"]}), **extra))
     prepared.nncf_directory = target
     entry = load_manifest(target).artifact("onnx", "int8")
     prepared.int8_checks.setdefault("nncf", entry["calibration"].get("final", {}))
@@ -228,6 +240,13 @@ def open_runners(prepared: Prepared, hw: tuple[int, int], args) -> dict[str, obj
                     quiet = {"spin_wait": False} if backend == "onnxruntime" else {}
                     engine = open_backend(manifest, backend, device="cpu", precision=precision,
                                           threads=args.threads, stages=form, **quiet).activate()
+                    if getattr(engine, "static_shapes", None):
+                        # a static compile recorded by the calibration: time it and the
+                        # dynamic one side by side (runtime/backends/openvino.py)
+                        runners[label + STATIC] = _infer(engine)
+                        engine = open_backend(manifest, backend, device="cpu",
+                                              precision=precision, threads=args.threads,
+                                              stages=form, static_shapes=False).activate()
                     runners[label] = _infer(engine)
     return runners
 

@@ -54,6 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="CPU runtime the budget (parity or AP) is measured on: the one you deploy "
                         "with (INT8 kernels differ: openvino for --backend openvino or auto on a "
                         "CPU with OpenVINO)")
+    p.add_argument("--no-openvino-static", action="store_true",
+                   help="with --check-backend openvino: do not check (and record) the graph "
+                        "compiled for the calibration window's static shape; the runtime then "
+                        "always compiles it with dynamic shapes")
     p.add_argument("--scores-tol", type=float, default=0.02, help="parity: max score error")
     p.add_argument("--mask-tol", type=float, default=0.02, help="parity: mean mask error")
     p.add_argument("--box-tol", type=float, default=4.0, help="parity: max box error (px)")
@@ -84,6 +88,7 @@ def options_from(args: argparse.Namespace):
         ap_videos=args.ap_videos, ap_tracker=args.ap_tracker, keep_list=args.keep_list,
         block_depth=args.block_depth,
         rank_by=args.rank_by, check_backend=args.check_backend,
+        openvino_static=not args.no_openvino_static,
         parity=ParityBudget(scores_max_abs=args.scores_tol, mask_mae=args.mask_tol,
                             box_max_abs=args.box_tol),
         sensitivity=args.sensitivity, fallback=not args.no_fallback, threads=args.threads,

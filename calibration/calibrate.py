@@ -27,6 +27,7 @@ from calibration.fp16 import convert_fp16
 from calibration.graph import has_scopes, node_infos, select
 from calibration.int8 import check_high_precision, choose_engine, quantize_int8
 from calibration.keeplist import KeepList, load_keep_list
+from calibration.openvino_static import check_static_compile, manifest_record
 from calibration.parity import ParityBudget
 from calibration.qdq import keep_quantized, qdq_counts, quantized_nodes
 from calibration.report import manifest_summary, onnx_entry, update_manifest, write_report
@@ -58,6 +59,9 @@ class CalibrationOptions:
     ``check_backend``: the CPU runtime every budget measurement (parity, AP, block ranking) runs
     the graphs on: ``onnxruntime`` or ``openvino`` (``calibration.openvino_session``). Measure on
     the backend the graph will be deployed with: INT8 kernels differ between them.
+    ``openvino_static`` (with ``check_backend="openvino"`` and the parity budget): also measure
+    the written graph compiled for the window's static shape and record that shape in the
+    manifest entry when it holds the budget (``calibration.openvino_static``).
     """
 
     method: str = "max"
@@ -78,6 +82,7 @@ class CalibrationOptions:
     block_depth: int | None = None
     rank_by: str = "parity"
     check_backend: str = "onnxruntime"
+    openvino_static: bool = True
     sensitivity: bool = False
     fallback: bool = True
     threads: int = 0
@@ -241,6 +246,25 @@ def _other_t_parity(job: _Job, dst: Path) -> dict | None:
     return {"frames": OTHER_T, **check.measure(onnx.load(str(dst))).as_dict()}
 
 
+def openvino_static_check(job: _Job, dst: Path) -> dict | None:
+    """The static-shape OpenVINO record of the graph written to ``dst``
+    (``calibration.openvino_static``; its manifest form: ``manifest_record``), or None when the
+    budget was not measured on OpenVINO or the option is off."""
+    if job.options.check_backend != "openvino" or not job.options.openvino_static:
+        return None
+    if not isinstance(job.check, ParityCheck):
+        return {"within_budget": False,
+                "skipped": "a static-shape compile is measured with the parity budget only; with "
+                           "a task-metric budget the runtime compiles the graph with dynamic "
+                           "shapes"}
+    log.info("Measuring %s compiled by OpenVINO for one static window shape ...", dst.name)
+    record = check_static_compile(onnx.load(str(dst)), job.check)
+    log.info("static shapes %s: parity loss %.3g (%s)", record["inputs"], record["value"],
+             "recorded for the runtime" if record["within_budget"] else
+             "beyond the budget: the runtime keeps dynamic shapes")
+    return record
+
+
 def _runtime_smoke(directory: Path, precision: str, job: _Job) -> dict:
     """Run one held-out window through the runtime's onnxruntime backend (default settings),
     then through OpenVINO when it is installed (calibration.runtime_check)."""
@@ -307,8 +331,14 @@ def calibrate_artifacts(directory: str | Path, *, precision: str, data,
     other = _other_t_parity(job, dst)
     if other:
         section["final_other_T"] = other
+    static = openvino_static_check(job, dst)
+    extra = {}
+    if static is not None:
+        section["openvino_static"] = static
+        if manifest_record(static):
+            extra["openvino_static"] = manifest_record(static)
     entry = onnx_entry(directory, dst.name, precision=precision,
-                       calibration=manifest_summary(section))
+                       calibration=manifest_summary(section), **extra)
     update_manifest(directory, entry)
     section["runtime_check"] = _runtime_smoke(directory, precision, job)
     section["seconds"] = round(time.perf_counter() - start, 1)

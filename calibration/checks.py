@@ -54,13 +54,17 @@ class ParityCheck:
                  backend: str = "onnxruntime") -> None:
         self.windows, self.threads, self.backend = windows, threads, backend
         self.budget = budget or ParityBudget()
-        self.reference = run_windows(self._session(fp32), windows)
+        self.reference = run_windows(self._session(with_parity_output(fp32)), windows)
 
-    def _session(self, model: onnx.ModelProto):
-        return open_session(with_parity_output(model), threads=self.threads, backend=self.backend)
+    def _session(self, model: onnx.ModelProto, shapes: dict | None = None):
+        return open_session(model, threads=self.threads, backend=self.backend, shapes=shapes)
 
-    def measure(self, model: onnx.ModelProto) -> Measurement:
-        session = self._session(model)
+    def measure(self, model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None = None,
+                parity_output: bool = True) -> Measurement:
+        """Loss of ``model`` against the FP32 reference. ``parity_output=False`` runs the graph
+        as deployed, without the all-candidate score output (scores are then compared on the
+        shared top-K rows); ``shapes``: compile for that static window shape (OpenVINO)."""
+        session = self._session(with_parity_output(model) if parity_output else model, shapes)
         stats = compare_outputs(self.reference, run_windows(session, self.windows))
         loss = self.budget.loss(stats)
         return Measurement(loss, loss <= 1.0, stats.as_dict())

@@ -22,10 +22,14 @@ import onnx
 
 
 class OpenVINOSession:
-    """``model`` (ModelProto or ONNX path) compiled for the CPU with ``threads`` threads."""
+    """``model`` (ModelProto or ONNX path) compiled for the CPU with ``threads`` threads;
+    ``shapes`` (input name -> shape) compiles those inputs static, as the runtime does for an
+    artifact whose manifest records them (``runtime.backends.openvino``)."""
 
-    def __init__(self, model: onnx.ModelProto | str | Path, *, threads: int = 0) -> None:
+    def __init__(self, model: onnx.ModelProto | str | Path, *, threads: int = 0,
+                 shapes: dict[str, list[int]] | None = None) -> None:
         from runtime.backends.openvino import CompiledIO, compile_config, import_openvino
+        from runtime.backends.openvino_cache import read_model
 
         core = import_openvino().Core()
         proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model),
@@ -36,9 +40,11 @@ class OpenVINOSession:
             with tempfile.TemporaryDirectory(prefix="visdeploy_ov_check_") as tmp:
                 path = Path(tmp) / "candidate.onnx"
                 onnx.save(model, str(path))
-                self.compiled = core.compile_model(str(path), "CPU", compile_config(threads))
+                self.compiled = core.compile_model(read_model(core, path, shapes), "CPU",
+                                                   compile_config(threads))
         else:
-            self.compiled = core.compile_model(str(model), "CPU", compile_config(threads))
+            self.compiled = core.compile_model(read_model(core, Path(model), shapes), "CPU",
+                                               compile_config(threads))
         self.io = CompiledIO(self.compiled, names)
         self.request = self.compiled.create_infer_request()
 

@@ -34,16 +34,21 @@ CHECK_BACKENDS = ("onnxruntime", "openvino")  # the CPU runtimes a budget can be
 
 
 def open_session(model: onnx.ModelProto | str | Path, *, optimization: str = OPTIMIZATION,
-                 threads: int = 0, backend: str = "onnxruntime"):
+                 threads: int = 0, backend: str = "onnxruntime",
+                 shapes: dict[str, list[int]] | None = None):
     """CPU session for a ModelProto or a path: onnxruntime at ``optimization`` level, or
     OpenVINO (``calibration.openvino_session``, the runtime's compile properties) with the same
-    ``get_inputs`` / ``get_outputs`` / ``run`` interface."""
+    ``get_inputs`` / ``get_outputs`` / ``run`` interface. ``shapes`` (input name -> static
+    shape, OpenVINO only) compiles for that one window shape."""
     if backend == "openvino":
         from calibration.openvino_session import OpenVINOSession
 
-        return OpenVINOSession(model, threads=threads)
+        return OpenVINOSession(model, threads=threads, shapes=shapes)
     if backend != "onnxruntime":
         raise ValueError(f"backend must be one of {CHECK_BACKENDS}, got {backend!r}")
+    if shapes:
+        raise ValueError("static-shape compilation is an OpenVINO setting; onnxruntime sessions "
+                         "keep the graph's shapes")
     import onnxruntime as ort
 
     from runtime.backends.onnxrt import session_options

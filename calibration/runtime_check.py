@@ -36,6 +36,7 @@ def openvino_runtime_check(directory: str | Path, precision: str, frames: np.nda
     stats = compare_outputs([reference], [outputs])
     int8 = sum(n for (_, p), n in kernels.items() if p in ("i8", "u8"))
     return {"backend": "openvino", "ms": round(backend.last_inference_ms, 1),
+            "static_shapes": {k: list(v) for k, v in backend.static_shapes.items()} or None,
             "int8_kernels": f"{int8} of {sum(kernels.values())}",
             "vs_onnxruntime": stats.as_dict(),
             "within_budget": ParityBudget().loss(stats) <= 1}

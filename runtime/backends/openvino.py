@@ -14,12 +14,19 @@ Compile properties (``compile_config``):
   fp16-rounded weights and the layers calibration kept in fp32 stay fp32; an int8 artifact's
   Q/DQ pairs still run as INT8 kernels (OpenVINO's low-precision transformations follow them).
 - ``PERFORMANCE_HINT = LATENCY``: one window at a time, as the pipeline calls it.
-- The graph keeps its dynamic batch and frame axes. Compiled for one static window shape instead,
-  openvino 2026.4.1 ran FP32 graphs with equal outputs and ~6 % faster (VisTR tiny), but
-  compiled INT8 graphs differently: msgshift's NNCF graph 26 % faster and within its parity
-  budget, VisTR tiny's NNCF graph into wrong outputs (parity loss 50). So a static compile needs
-  its own budget check per artifact (docs/notes/lab-notebook.md, "A CPU with AMX").
 - ``INFERENCE_NUM_THREADS`` from ``threads`` (``--threads``; 0 = OpenVINO's default).
+
+Static shapes, per artifact. A graph keeps its dynamic batch and frame axes unless its manifest
+entry records ``openvino_static``: the input shapes of one window (``{"inputs": {"frames":
+[1, T, H, W, 3], "content_hw": [1, 2]}, ...}``) for which calibration (``--check-backend
+openvino``) compiled the written graph statically and measured it within the same budget
+(``calibration.openvino_static``). Then that shape is compiled at activation and every window of
+exactly that shape runs on it; a window of any other shape (another ``--window``, a clip's
+shorter last window) runs on the dynamic compile, made the first time one arrives. Why per
+artifact: compiled for one static window shape, openvino 2026.4.1 ran FP32 graphs with equal
+outputs and ~6 % faster (VisTR tiny) and msgshift's NNCF INT8 graph 26 % faster within its
+parity budget, but VisTR tiny's NNCF INT8 graph into wrong outputs (parity loss 50;
+docs/notes/lab-notebook.md, "A CPU with AMX"). ``static_shapes=False`` ignores the record.
 """
 
 from __future__ import annotations
@@ -124,44 +131,77 @@ class OpenVINOBackend(Backend):
         precision: which ONNX artifact to load (fp32, fp16, int8).
         threads: inference threads, 0 = OpenVINO's default (all cores).
         cache: keep compiled models in ``<artifacts>/openvino_cache`` (module docstring).
+        static_shapes: compile the window shape the artifact's manifest entry records as
+            checked (``openvino_static``, module docstring) statically; False: always dynamic.
     """
 
     name = "openvino"
 
     def __init__(self, manifest: Manifest, *, device: str = "auto", precision: str = "fp32",
-                 threads: int = 0, cache: bool = True) -> None:
+                 threads: int = 0, cache: bool = True, static_shapes: bool = True) -> None:
         super().__init__(manifest)
         check_device(device)
         self.device, self.precision, self.threads, self.use_cache = device, precision, threads, cache
+        self.use_static = static_shapes
         self.config = compile_config(threads)
         self.compiled = self.request = self.core = None
+        self.dynamic = None  # (compiled, request) for windows of other shapes, made on first need
+        self.static_shapes: dict[str, tuple[int, ...]] = {}  # input -> shape self.compiled is for
         self.cache_status: list[str] = []  # per compiled graph: "cache", "compiled", ...
         self.input_names: list[str] = []
 
-    def _compile(self, entry: dict):
+    def _compile(self, entry: dict, shapes: dict | None = None):
         if self.core is None:
             self.core = import_openvino().Core()
         compiled, status = compile_entry(self.core, self.manifest, entry, self.config,
-                                         use_cache=self.use_cache)
+                                         use_cache=self.use_cache, shapes=shapes)
         self.cache_status.append(status)
         return compiled
 
     def activate_impl(self) -> None:
-        self.cache_status = []
-        entry = self.manifest.artifact("onnx", self.precision)
-        self.compiled = self._compile(entry)
+        self.cache_status, self.dynamic = [], None
+        self.entry = entry = self.manifest.artifact("onnx", self.precision)
+        shapes = static_shapes(entry) if self.use_static else {}
+        self.compiled = self._compile(entry, shapes or None)
+        self.static_shapes = shapes
         io = CompiledIO(self.compiled, entry)
         check_session_io(self.manifest, [(entry, io)])
         self.input_names = [p.name for p in io.get_inputs()]
         self.request = self.compiled.create_infer_request()
+        if shapes:
+            log.info("OpenVINO runs %s compiled for %s (checked by its calibration); windows of "
+                     "other shapes run a dynamic compile", entry["file"], shapes)
+
+    def _for(self, feeds: dict[str, np.ndarray]):
+        """(compiled, request) that runs ``feeds``: the static compile when they have its
+        shapes, else the dynamic one (compiled the first time it is needed)."""
+        if not self.static_shapes or all(
+                feeds[name].shape == shape for name, shape in self.static_shapes.items()):
+            return self.compiled, self.request
+        if self.dynamic is None:
+            log.info("a window of shape %s is not the static shape %s: compiling %s with "
+                     "dynamic shapes for it", {k: v.shape for k, v in feeds.items()},
+                     self.static_shapes, self.entry["file"])
+            compiled = self._compile(self.entry)
+            self.dynamic = compiled, compiled.create_infer_request()
+        return self.dynamic
 
     def infer_impl(self, frames: np.ndarray, content_hw: np.ndarray) -> dict[str, np.ndarray]:
         feeds = engine_feeds(self.input_names, frames, content_hw)
-        values = run_compiled(self.request, self.compiled, OUTPUT_NAMES, feeds)
+        compiled, request = self._for(feeds)
+        values = run_compiled(request, compiled, OUTPUT_NAMES, feeds)
         return dict(zip(OUTPUT_NAMES, values, strict=True))
 
     def deactivate_impl(self) -> None:
-        self.request = self.compiled = self.core = None
+        self.request = self.compiled = self.core = self.dynamic = None
+
+
+def static_shapes(entry: dict) -> dict[str, tuple[int, ...]]:
+    """Input name -> static shape the manifest ``entry`` was checked for with OpenVINO (its
+    ``openvino_static`` record, written by calibration only when the static compile held the
+    budget); {} when there is none."""
+    record = entry.get("openvino_static") or {}
+    return {name: tuple(int(d) for d in shape) for name, shape in record.get("inputs", {}).items()}
 
 
 class TwoStageOpenVINOBackend(StagedFeatures, OpenVINOBackend):

@@ -4,7 +4,8 @@ Compiling an ONNX graph for the CPU (reading it, converting it, choosing kernels
 than loading a compiled blob. ``compile_entry`` stores ``CompiledModel.export_model()`` under
 ``<artifacts>/openvino_cache/`` and imports it on the next activation. A blob is reused only
 for the same OpenVINO version, the same ONNX file (its manifest sha256, verified before use) and
-the same compile configuration; anything else compiles anew and replaces the stale blobs of that
+the same compile configuration and the same input shapes (dynamic, or the static window shape
+the artifact's calibration checked, ``runtime.backends.openvino``); anything else compiles anew and replaces the stale blobs of that
 file. Each blob has a JSON sidecar with its key and its own sha256, so a truncated or altered
 blob is detected and recompiled instead of being deserialised.
 
@@ -40,21 +41,37 @@ class CacheKey:
     onnx_sha256: str
     openvino: str  # openvino.__version__
     config: tuple[tuple[str, str], ...]  # sorted compile properties
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # static input shapes; () = dynamic
 
     @property
     def stem(self) -> str:
         version = re.sub(r"[^0-9A-Za-z.]+", "_", self.openvino.split("-")[0])
         config = hashlib.sha256(repr(self.config).encode()).hexdigest()[:8]
-        return f"{Path(self.file).stem}.ov{version}.{self.onnx_sha256[:16]}.{config}"
+        stem = f"{Path(self.file).stem}.ov{version}.{self.onnx_sha256[:16]}.{config}"
+        if self.shapes:
+            stem += ".static" + hashlib.sha256(repr(self.shapes).encode()).hexdigest()[:8]
+        return stem
 
     def as_dict(self) -> dict:
         return {"file": self.file, "onnx_sha256": self.onnx_sha256, "openvino": self.openvino,
-                "config": dict(self.config)}
+                "config": dict(self.config),
+                "shapes": {name: list(shape) for name, shape in self.shapes}}
 
 
-def cache_key(entry: dict, openvino_version: str, config: dict) -> CacheKey:
+def cache_key(entry: dict, openvino_version: str, config: dict,
+              shapes: dict[str, list[int]] | None = None) -> CacheKey:
     return CacheKey(entry["file"], entry["sha256"], openvino_version,
-                    tuple(sorted((k, str(v)) for k, v in config.items())))
+                    tuple(sorted((k, str(v)) for k, v in config.items())),
+                    tuple(sorted((k, tuple(int(d) for d in v)) for k, v in (shapes or {}).items())))
+
+
+def read_model(core, path: Path, shapes: dict[str, list[int]] | None = None):
+    """The ONNX graph at ``path`` as an OpenVINO model, its inputs named in ``shapes`` (name ->
+    shape) made static before compiling (``Model.reshape``); the others keep their dimensions."""
+    model = core.read_model(str(path))
+    if shapes:
+        model.reshape({name: list(shape) for name, shape in shapes.items()})
+    return model
 
 
 def blob_paths(directory: Path, key: CacheKey) -> tuple[Path, Path]:
@@ -76,39 +93,63 @@ def openvino_cannot_run(manifest: Manifest) -> str:
 
 
 def compile_entry(core, manifest: Manifest, entry: dict, config: dict, *,
-                  use_cache: bool = True):
+                  use_cache: bool = True, shapes: dict[str, list[int]] | None = None):
     """A ``CompiledModel`` of the manifest ``entry`` on the CPU and how it was obtained
     (``"cache"``, ``"compiled"``, ``"compiled, not cached"`` or ``"compiled, cache off"``).
+    ``shapes``: input name -> static shape to compile for (None: the graph's dynamic shapes).
 
     The ONNX file's sha256 is checked first (``Manifest.verified_path``), cache or not."""
     import openvino
 
     path = manifest.verified_path(entry)
-    key = cache_key(entry, openvino.__version__, config)
+    key = cache_key(entry, openvino.__version__, config, shapes)
     blob, sidecar = blob_paths(manifest.directory, key)
     if use_cache:
         compiled = _import_blob(core, blob, sidecar, key, config)
         if compiled is not None:
             return compiled, "cache"
-    log.info("Compiling %s (%.1f MB) with OpenVINO %s ...", path.name, path.stat().st_size / 1e6,
-             key.openvino)
+    log.info("Compiling %s (%.1f MB) with OpenVINO %s%s ...", path.name,
+             path.stat().st_size / 1e6, key.openvino, f" for shapes {shapes}" if shapes else "")
     start = time.perf_counter()
+    model = _read(core, manifest, path, shapes)
     try:
-        compiled = core.compile_model(core.read_model(str(path)), DEVICE, config)
+        compiled = core.compile_model(model, DEVICE, config)
     except Exception as err:  # OpenVINO raises untyped RuntimeErrors for unreadable graphs
-        detail = " ".join(str(err).split())
-        why = openvino_cannot_run(manifest)
-        if why:
-            raise ArtifactError(f"OpenVINO cannot compile {path}: {why} ({detail}); or use "
-                                "--backend onnxruntime") from err
-        raise ArtifactError(f"OpenVINO cannot compile {path} ({detail}); the file is corrupt, was "
-                            "written by an incompatible exporter (re-export it), or uses an "
-                            "operator OpenVINO lacks (use --backend onnxruntime)") from err
+        raise _compile_error(manifest, path, err) from err
     log.info("Compiled in %.2f s", time.perf_counter() - start)
     if not use_cache:
         return compiled, "compiled, cache off"
     return compiled, "compiled" if _store_blob(compiled, blob, sidecar, key) else \
         "compiled, not cached"
+
+
+def _read(core, manifest: Manifest, path: Path, shapes: dict | None):
+    """``read_model`` with the ArtifactErrors ``compile_entry`` promises."""
+    try:
+        model = core.read_model(str(path))
+    except Exception as err:  # OpenVINO raises untyped RuntimeErrors for unreadable graphs
+        raise _compile_error(manifest, path, err) from err
+    if shapes:
+        try:
+            model.reshape({name: list(shape) for name, shape in shapes.items()})
+        except Exception as err:
+            raise ArtifactError(
+                f"{path.name} cannot be compiled for the static shapes {shapes} that its "
+                f"manifest entry records (openvino_static): {' '.join(str(err).split())}; the "
+                "entry does not belong to this graph: calibrate it again (python -m calibration "
+                "... --check-backend openvino)") from err
+    return model
+
+
+def _compile_error(manifest: Manifest, path: Path, err: Exception) -> ArtifactError:
+    detail = " ".join(str(err).split())
+    why = openvino_cannot_run(manifest)
+    if why:
+        return ArtifactError(f"OpenVINO cannot compile {path}: {why} ({detail}); or use "
+                             "--backend onnxruntime")
+    return ArtifactError(f"OpenVINO cannot compile {path} ({detail}); the file is corrupt, was "
+                         "written by an incompatible exporter (re-export it), or uses an "
+                         "operator OpenVINO lacks (use --backend onnxruntime)")
 
 
 def _import_blob(core, blob: Path, sidecar: Path, key: CacheKey, config: dict):

@@ -102,6 +102,9 @@ def test_manifest_and_report_record_both_graphs(calibrated):
     assert report["fp16"]["final"]["within_budget"] and report["int8"]["final"]["within_budget"]
     for section in sections.values():
         assert section["runtime_check"]["optimization"] == "extended"
+        # measured on onnxruntime: no static OpenVINO compile was checked, none is recorded
+        assert "openvino_static" not in section
+    assert "openvino_static" not in int8
 
 
 def test_runtime_backend_holds_the_budget_the_calibration_measured(calibrated):

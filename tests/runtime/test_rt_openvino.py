@@ -150,6 +150,51 @@ def test_an_unwritable_cache_only_costs_speed(art, caplog):
     assert "cannot write the OpenVINO cache" in caplog.text
 
 
+def _record_static_shapes(art, shapes):
+    """Write the ``openvino_static`` record calibration writes when a static compile held its
+    budget (calibration/openvino_static.py)."""
+    data = json.loads((art / "manifest.json").read_text())
+    data["artifacts"][0]["openvino_static"] = {"inputs": shapes, "parity_loss": 0.0}
+    (art / "manifest.json").write_text(json.dumps(data))
+
+
+def _assert_fp32_equal(expected, got):
+    report = ParityReport()
+    compare(expected, got, report, FP32_TOLERANCES)
+    assert not report.failures and report.index_mismatches == 0, report
+
+
+def test_a_recorded_static_shape_is_compiled_and_other_windows_run_dynamic(art):
+    _record_static_shapes(art, {"frames": [1, 5, 64, 96, 3]})
+    manifest = load_manifest(art)
+    with OpenVINOBackend(manifest, static_shapes=False) as dynamic:
+        expected = [dynamic.infer(_frames(t=5)), dynamic.infer(_frames(t=3))]
+        assert dynamic.static_shapes == {} and dynamic.cache_status == ["compiled"]
+    with OpenVINOBackend(manifest) as backend:
+        assert backend.static_shapes == {"frames": (1, 5, 64, 96, 3)}
+        assert backend.compiled.input("frames").get_partial_shape().is_static
+        got = [backend.infer(_frames(t=5))]
+        assert backend.dynamic is None and backend.cache_status == ["compiled"]
+        got.append(backend.infer(_frames(t=3)))  # another window shape: the dynamic compile
+        assert backend.cache_status == ["compiled", "cache"]  # blob of the first backend
+        got.append(backend.infer(_frames(t=5)))
+        assert len(backend.cache_status) == 2  # nothing compiled again
+    for e, g in zip([*expected, expected[0]], got, strict=True):
+        _assert_fp32_equal(e, g)
+    assert len(_blobs(art)) == 2 and sum(".static" in b for b in _blobs(art)) == 1
+    with OpenVINOBackend(manifest) as again:  # the static blob is reused too
+        assert again.cache_status == ["cache"]
+
+
+def test_a_static_record_that_does_not_fit_the_graph_is_refused(art):
+    _record_static_shapes(art, {"frames": [1, 5, 32, 32, 3]})
+    with pytest.raises(ArtifactError, match="openvino_static.*calibrate it again"):
+        with OpenVINOBackend(load_manifest(art)):
+            pass
+    with OpenVINOBackend(load_manifest(art), static_shapes=False) as dynamic:
+        assert dynamic.infer(_frames())["scores"].shape[0] == 1
+
+
 def test_sha256_is_checked_before_the_cache(art):
     with OpenVINOBackend(load_manifest(art)):
         pass

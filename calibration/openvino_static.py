@@ -1,0 +1,53 @@
+"""May the written graph run on OpenVINO compiled for one static window shape?
+
+OpenVINO compiles a graph's dynamic batch and frame axes into generic kernels; compiled for the
+one window shape the pipeline feeds ([1, T, H, W, 3] frames, [1, 2] content_hw) it chooses others.
+Measured with openvino 2026.4.1 (docs/notes/lab-notebook.md, "A CPU with AMX"): msgshift's NNCF
+INT8 graph ran 26 % faster and stayed within its parity budget, while VisTR tiny's NNCF INT8 graph
+compiled static gave wrong outputs (parity loss 50, the same graph compiled dynamic 0.66). So the
+static form is a property of one artifact, measured like the graph itself:
+``check_static_compile`` runs the written graph compiled static through the calibration's parity
+check, twice: as checked (with the all-candidate score output the check adds, comparable with
+the dynamic figure) and as deployed (the graph alone, which is what the runtime compiles; extra
+outputs can change how OpenVINO fuses the graph). Both must hold the budget. Calibration records the shapes in
+the manifest entry only then, and ``runtime.backends.openvino`` compiles them at activation.
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from calibration.checks import ParityCheck
+from calibration.data import Windows
+
+
+def window_shapes(windows: Windows, input_names: list[str]) -> dict[str, list[int]]:
+    """Input name -> shape of one batch-1 window of ``windows`` fed to a graph with
+    ``input_names`` (``frames`` [1, T, H, W, 3], ``content_hw`` [1, 2] when declared)."""
+    feeds = next(windows[:1].feeds(input_names))
+    return {name: list(value.shape) for name, value in feeds.items()}
+
+
+def check_static_compile(model: onnx.ModelProto, check: ParityCheck) -> dict:
+    """The record of ``model`` compiled for the shape of ``check``'s windows on OpenVINO:
+    ``{"inputs": {name: shape}, "value": worst loss, "within_budget": bool, "as_checked": ...,
+    "as_deployed": ...}``. ``check`` must measure on OpenVINO."""
+    if check.backend != "openvino":
+        raise ValueError("a static OpenVINO compile is measured on OpenVINO; the check runs on "
+                         f"{check.backend}")
+    weights = {i.name for i in model.graph.initializer}
+    shapes = window_shapes(check.windows, [i.name for i in model.graph.input
+                                           if i.name not in weights])
+    as_checked = check.measure(model, shapes=shapes)
+    as_deployed = check.measure(model, shapes=shapes, parity_output=False)
+    return {"inputs": shapes, "value": max(as_checked.value, as_deployed.value),
+            "within_budget": as_checked.within_budget and as_deployed.within_budget,
+            "as_checked": as_checked.as_dict(), "as_deployed": as_deployed.as_dict()}
+
+
+def manifest_record(record: dict) -> dict | None:
+    """The manifest entry's ``openvino_static`` (what the runtime reads) from a
+    ``check_static_compile`` record; None when the static compile did not hold the budget."""
+    if not record.get("within_budget"):
+        return None
+    return {"inputs": record["inputs"], "parity_loss": float(f"{record['value']:.4g}")}

@@ -1,0 +1,135 @@
+"""Static-shape OpenVINO compiles are measured per artifact (calibration/openvino_static.py).
+
+Compiled for one window shape, OpenVINO ran msgshift's NNCF INT8 graph 26 % faster within its
+budget but VisTR tiny's NNCF INT8 graph into wrong outputs, so calibration with
+``--check-backend openvino`` measures the written graph compiled static and records the shape
+in the manifest only when it holds the budget; the runtime then compiles that shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from calibration import calibrate as calibrate_module
+from calibration.__main__ import options_from, parse_args
+from calibration.calibrate import CalibrationOptions, calibrate_artifacts
+from calibration.checks import ParityCheck
+from calibration.data import Windows
+from calibration.openvino_static import check_static_compile, manifest_record, window_shapes
+from calibration.parity import ParityBudget
+
+pytest.importorskip("openvino", reason="the openvino extra is not installed")
+
+FAST = dict(windows=2, eval_windows=1, reference_windows=1, window_length=3, threads=1,
+            progress=False)
+
+
+def _calibrate(directory, **options):
+    return calibrate_artifacts(directory, precision="fp16", data="synthetic:tiny:2",
+                               options=CalibrationOptions(**FAST, **options))
+
+
+def _entry(directory, precision="fp16"):
+    data = json.loads((directory / "manifest.json").read_text())
+    return next(a for a in data["artifacts"] if a["precision"] == precision)
+
+
+def test_window_shapes_are_one_batch_1_window():
+    frames = np.zeros((3, 4, 16, 24, 3), np.uint8)
+    shapes = window_shapes(Windows.unpadded(frames), ["frames", "content_hw"])
+    assert shapes == {"frames": [1, 4, 16, 24, 3], "content_hw": [1, 2]}
+    assert window_shapes(Windows.unpadded(frames), ["frames"]) == {"frames": [1, 4, 16, 24, 3]}
+
+
+def test_a_static_compile_within_budget_is_recorded_and_run_by_the_runtime(
+        tiny_tevit_artifacts_copy):
+    from runtime.backends import OpenVINOBackend
+    from runtime.manifest import load_manifest
+
+    art = tiny_tevit_artifacts_copy
+    section = _calibrate(art, check_backend="openvino")
+    static = section["openvino_static"]
+    h, w = load_manifest(art).input_hw
+    assert static["inputs"] == {"frames": [1, 3, h, w, 3], "content_hw": [1, 2]}
+    assert static["within_budget"] and static["as_deployed"]["within_budget"], static
+    # the static compile measured like the dynamic one: the same windows, budget and form
+    assert static["as_checked"]["windows"] == section["final"]["windows"]
+    assert _entry(art)["openvino_static"] == manifest_record(static)
+    smoke = section["runtime_check"]["openvino"]
+    assert smoke["static_shapes"] == static["inputs"] and smoke["within_budget"], smoke
+
+    frames = np.random.default_rng(1).integers(0, 255, (1, 3, h, w, 3), np.uint8)
+    manifest = load_manifest(art)
+    with OpenVINOBackend(manifest, precision="fp16", threads=1) as backend:
+        static_out = backend.infer(frames)
+        assert backend.dynamic is None  # the window had the recorded shape
+        backend.infer(frames[:, :2])  # another frame count runs the dynamic compile
+        assert backend.dynamic is not None
+    with OpenVINOBackend(manifest, precision="fp16", threads=1, static_shapes=False) as dynamic:
+        dynamic_out = dynamic.infer(frames)
+    # the same FP16 graph: static and dynamic kernels agree far inside the parity budget
+    assert np.abs(static_out["scores"] - dynamic_out["scores"]).max() < 2e-3
+
+
+def test_a_static_compile_beyond_the_budget_is_not_recorded(tiny_tevit_artifacts_copy,
+                                                            monkeypatch):
+    """The static measurement is real; it is judged by a budget no compile can hold (the FP16
+    graph differs from FP32 by more than 1e-9), so the runtime must stay dynamic."""
+    real = calibrate_module.check_static_compile
+    impossible = ParityBudget(scores_max_abs=1e-9, mask_mae=1e-9, box_max_abs=1e-9)
+
+    def strict(model, check):
+        strict_check = copy.copy(check)
+        strict_check.budget = impossible
+        return real(model, strict_check)
+
+    monkeypatch.setattr(calibrate_module, "check_static_compile", strict)
+    art = tiny_tevit_artifacts_copy
+    section = _calibrate(art, check_backend="openvino")
+    assert section["final"]["within_budget"]  # the graph itself holds the real budget
+    static = section["openvino_static"]
+    assert not static["within_budget"] and static["value"] > 1
+    assert "openvino_static" not in _entry(art)
+    assert section["runtime_check"]["openvino"]["static_shapes"] is None
+
+
+def test_wrong_outputs_fail_the_static_check(tiny_tevit_artifacts):
+    """A static compile whose outputs are not the reference's (here: the reference of other
+    windows, as if the compile had computed something else) is beyond the budget."""
+    from calibration.data import collect_windows
+    from runtime.manifest import load_manifest
+
+    manifest = load_manifest(tiny_tevit_artifacts)
+    fp32 = onnx.load(str(tiny_tevit_artifacts / "model.onnx"))
+    windows = collect_windows("synthetic:tiny:2", manifest, max_windows=2, length=3,
+                              progress=False).windows
+    check = ParityCheck(fp32, windows[:1], threads=1, backend="openvino")
+    assert check_static_compile(fp32, check)["within_budget"]  # same graph, same windows
+    check.windows = windows[1:]
+    record = check_static_compile(fp32, check)
+    assert not record["within_budget"] and manifest_record(record) is None
+
+
+def test_only_openvino_checks_measure_a_static_compile(tiny_tevit_artifacts_copy):
+    """Off by option here; with an onnxruntime check: test_calib_tevit.py's manifest test."""
+    from runtime.manifest import load_manifest
+
+    art = tiny_tevit_artifacts_copy
+    section = _calibrate(art, check_backend="openvino", openvino_static=False)
+    assert "openvino_static" not in section and "openvino_static" not in _entry(art)
+    fp32 = onnx.load(str(art / "model.onnx"))
+    h, w = load_manifest(art).input_hw
+    check = ParityCheck(fp32, Windows.unpadded(np.zeros((1, 3, h, w, 3), np.uint8)), threads=1)
+    with pytest.raises(ValueError, match="measured on OpenVINO"):
+        check_static_compile(fp32, check)
+
+
+def test_cli_turns_the_static_check_off():
+    assert options_from(parse_args(["A", "--precision", "int8"])).openvino_static
+    args = parse_args(["A", "--precision", "int8", "--no-openvino-static"])
+    assert not options_from(args).openvino_static
