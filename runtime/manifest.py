@@ -142,6 +142,13 @@ class Manifest:
         return self.frames_range[0] == self.frames_range[2]
 
     @property
+    def pasted_mask_cells(self) -> int | None:
+        """Cells across a box of the masks the model pastes into its boxes (TeViT's M x M mask
+        grid), None for whole-frame masks: parity comparisons of two runtimes' outputs give a
+        box-edge pixel the error its box explains (``export.parity.mask_box_allowance``)."""
+        return self.data["outputs"].get("pasted_mask_cells")
+
+    @property
     def window(self) -> tuple[int, int]:
         return self.data["window"]["length"], self.data["window"]["stride"]
 

@@ -69,3 +69,13 @@ def test_a_mask_error_the_box_does_not_explain_still_fails():
     report = ParityReport()
     compare(reference, same_box, report, FP32_TOLERANCES, pasted_mask_cells=CELLS)
     assert any(f.startswith("masks:") for f in report.failures), report.failures
+
+
+def test_the_manifest_records_the_cells_for_torch_free_comparisons(tiny_exports):
+    """Runtime-level comparisons (two backends, no PyTorch) read the allowance's cell count from
+    the manifest: TeViT pastes 28-cell masks (14-cell RoI doubled by the mask head's deconv),
+    IFC predicts masks on the whole frame."""
+    from runtime.manifest import load_manifest
+
+    assert load_manifest(tiny_exports("tevit").directory).pasted_mask_cells == CELLS
+    assert load_manifest(tiny_exports("ifc").directory).pasted_mask_cells is None

@@ -46,17 +46,10 @@ def _cases(manifest):
         yield frames, np.array(sizes, np.int32)
 
 
-def _pasted_mask_cells(name: str) -> int | None:
-    """The export's ``VISModel.pasted_mask_cells`` (TeViT's masks are pasted into their boxes)."""
-    from models import build_model
-
-    return build_model(name, "tiny").pasted_mask_cells
-
-
 def test_openvino_equals_onnxruntime_within_the_fp32_tolerances(model_case):
     directory, stages = model_case
     manifest = load_manifest(directory)
-    cells = _pasted_mask_cells(manifest.model)
+    cells = manifest.pasted_mask_cells  # TeViT's masks are pasted into their boxes
     report = ParityReport()
     with open_backend(manifest, "onnxruntime", device="cpu", stages=stages) as reference, \
             open_backend(manifest, "openvino", stages=stages) as backend:
