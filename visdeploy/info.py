@@ -44,6 +44,11 @@ def _notes(entry: dict) -> str:
         notes.append(f"calibrated: {calibration.get('tool', '?')} {calibration.get('method', '')}"
                      f", {calibration.get('check', '?')} {calibration.get('value', '?')} "
                      f"({verdict} budget)".replace("  ", " "))
+    static = entry.get("openvino_static")
+    if static:  # the one window shape OpenVINO compiles statically (docs/runtime.md)
+        frames = static.get("inputs", {}).get("frames", "?")
+        notes.append(f"OpenVINO static shape frames {frames} (parity loss "
+                     f"{static.get('parity_loss', '?')})")
     if entry.get("kind") == "tensorrt":
         notes.append(f"TensorRT {entry.get('tensorrt', '?')}, sm{entry.get('compute_capability', '?')}"
                      f", {entry.get('gpu', '?')}")

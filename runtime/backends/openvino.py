@@ -145,6 +145,7 @@ class OpenVINOBackend(Backend):
         self.use_static = static_shapes
         self.config = compile_config(threads)
         self.compiled = self.request = self.core = None
+        self.entry: dict = {}  # the manifest entry of the activated graph
         self.dynamic = None  # (compiled, request) for windows of other shapes, made on first need
         self.static_shapes: dict[str, tuple[int, ...]] = {}  # input -> shape self.compiled is for
         self.cache_status: list[str] = []  # per compiled graph: "cache", "compiled", ...

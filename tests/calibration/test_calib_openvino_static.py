@@ -60,6 +60,9 @@ def test_a_static_compile_within_budget_is_recorded_and_run_by_the_runtime(
     # the static compile measured like the dynamic one: the same windows, budget and form
     assert static["as_checked"]["windows"] == section["final"]["windows"]
     assert _entry(art)["openvino_static"] == manifest_record(static)
+    from visdeploy.info import describe
+
+    assert f"OpenVINO static shape frames [1, 3, {h}, {w}, 3]" in describe(art)[0]
     smoke = section["runtime_check"]["openvino"]
     assert smoke["static_shapes"] == static["inputs"] and smoke["within_budget"], smoke
 
