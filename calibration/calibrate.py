@@ -253,11 +253,18 @@ def openvino_static_check(job: _Job, dst: Path) -> dict | None:
     if job.options.check_backend != "openvino" or not job.options.openvino_static:
         return None
     if not isinstance(job.check, ParityCheck):
-        return {"within_budget": False,
-                "skipped": "a static-shape compile is measured with the parity budget only; with "
+        return {"skipped": "a static-shape compile is measured with the parity budget only; with "
                            "a task-metric budget the runtime compiles the graph with dynamic "
                            "shapes"}
-    log.info("Measuring %s compiled by OpenVINO for one static window shape ...", dst.name)
+    manifest = job.manifest
+    runtime_t = manifest.frames_range[2] if manifest.fixed_frames else manifest.window[0]
+    if job.held.windows.shape[1] != runtime_t:
+        # the runtime would compile a shape its windows never have
+        return {"skipped": f"the calibration windows have T={job.held.windows.shape[1]} frames, "
+                           f"the runtime's windows T={runtime_t} (the manifest's window): "
+                           "calibrate without --window-length to measure and record the static "
+                           "compile the runtime would use"}
+    log.info("Measuring %s compiled by OpenVINO for the window's static shape ...", dst.name)
     record = check_static_compile(onnx.load(str(dst)), job.check)
     log.info("static shapes %s: parity loss %.3g (%s)", record["inputs"], record["value"],
              "recorded for the runtime" if record["within_budget"] else

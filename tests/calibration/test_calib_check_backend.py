@@ -9,6 +9,8 @@ the named runtime, and a missing one is a clear error.
 
 from __future__ import annotations
 
+import json
+
 import calib_fixtures
 import numpy as np
 import pytest
@@ -87,6 +89,14 @@ def test_fp16_budget_measured_on_openvino(tiny_tevit_artifacts_copy, monkeypatch
     assert section["check"]["backend"] == "openvino"
     assert len(compiled) >= 2  # the FP32 reference and the FP16 candidate at least
     assert section["final"]["within_budget"], section["final"]
+    # T=3 windows, the runtime feeds the manifest's T=5: a static compile for T=3 would never
+    # run, so it is neither measured nor recorded, and the report says why
+    # (test_calib_openvino_static.py has the recorded case)
+    assert "T=3" in section["openvino_static"]["skipped"]
+    assert all(not kwargs.get("shapes") for kwargs in compiled)
+    manifest = json.loads((tiny_tevit_artifacts_copy / "manifest.json").read_text())
+    assert not any("openvino_static" in a for a in manifest["artifacts"])
+    assert section["runtime_check"]["openvino"]["static_shapes"] is None
 
 
 def test_ap_metric_streams_on_the_named_backend(tiny_tevit_artifacts, tmp_path, monkeypatch):
