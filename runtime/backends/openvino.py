@@ -21,8 +21,9 @@ entry records ``openvino_static``: the input shapes of one window (``{"inputs": 
 [1, T, H, W, 3], "content_hw": [1, 2]}, ...}``) for which calibration (``--check-backend
 openvino``) compiled the written graph statically and measured it within the same budget
 (``calibration.openvino_static``). Then that shape is compiled at activation and every window of
-exactly that shape runs on it; a window of any other shape (another ``--window``, a clip's
-shorter last window) runs on the dynamic compile, made the first time one arrives. Why per
+exactly that shape runs on it; a window of any other shape (another ``--window``, the one short
+window of a stream shorter than T, a batch of several streams' windows) runs on the dynamic
+compile, made the first time one arrives. Why per
 artifact: compiled for one static window shape, openvino 2026.4.1 ran FP32 graphs with equal
 outputs and ~6 % faster (VisTR tiny) and msgshift's NNCF INT8 graph 26 % faster within its
 parity budget, but VisTR tiny's NNCF INT8 graph into wrong outputs (parity loss 50;

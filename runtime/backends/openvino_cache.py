@@ -158,8 +158,14 @@ def _import_blob(core, blob: Path, sidecar: Path, key: CacheKey, config: dict):
         return None
     try:
         meta = json.loads(sidecar.read_text())
-        if meta.get("key") != key.as_dict() or meta.get("blob_sha256") != sha256_file(blob):
-            raise ValueError("the blob or its key does not match its sidecar")
+        if meta.get("key") != key.as_dict():
+            # same file name, other key: a sidecar an older visdeploy wrote (no "shapes"); not
+            # damage, so no warning
+            log.info("the OpenVINO cache %s was written for another key; compiling again", blob)
+            _remove(blob, sidecar)
+            return None
+        if meta.get("blob_sha256") != sha256_file(blob):
+            raise ValueError("the blob does not match its sidecar")
         # The same properties as at compile time: an f32 blob imported without the f32
         # precision hint ran at the CPU's default (bf16) and crashed (openvino 2026.4.1).
         return core.import_model(blob.read_bytes(), DEVICE, config)

@@ -141,6 +141,24 @@ def test_a_damaged_blob_is_recompiled_not_loaded(art, caplog):
         assert backend.cache_status == ["cache"]
 
 
+def test_a_sidecar_from_an_older_key_format_is_replaced_quietly(art, caplog):
+    """Sidecars written before the key had static shapes: recompiled without a warning (it is
+    not damage), then cached under the current key."""
+    manifest = load_manifest(art)
+    with OpenVINOBackend(manifest):
+        pass
+    sidecar = next((art / CACHE_DIR).glob("*.json"))
+    meta = json.loads(sidecar.read_text())
+    del meta["key"]["shapes"]
+    sidecar.write_text(json.dumps(meta))
+    with caplog.at_level(logging.INFO, "runtime.backends"), OpenVINOBackend(manifest) as backend:
+        assert backend.cache_status == ["compiled"]
+    assert "written for another key" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with OpenVINOBackend(manifest) as backend:
+        assert backend.cache_status == ["cache"]
+
+
 def test_an_unwritable_cache_only_costs_speed(art, caplog):
     (art / CACHE_DIR).write_text("not a directory")  # mkdir fails even for root
     with caplog.at_level(logging.WARNING, "runtime.backends"), \
@@ -334,6 +352,32 @@ def test_cli_runs_the_chosen_backend_with_the_same_tracks(art, tmp_path, capsys,
     entries = json.loads(out.read_text())
     assert sorted(e["category_id"] for e in entries) == [1, 2]  # red and green squares
     assert all(sum(s is not None for s in e["segmentations"]) == 14 for e in entries)
+
+
+def test_streams_run_the_static_compile_and_a_clip_shorter_than_a_window_dynamic(art, tmp_path,
+                                                                                 caplog):
+    """A 15-frame clip (windows of 5, the last one end-aligned): every window has the recorded
+    shape and the tracks equal the dynamic compile's. A 3-frame clip's one window does not: it
+    runs on the dynamic compile, made when it arrives."""
+    def stream(name, num_frames):
+        F.write_folder(tmp_path / name, F.make_clip(num_frames)[0])
+        out = tmp_path / f"{name}.json"
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="runtime.backends"):
+            assert main([str(tmp_path / name), "--artifacts", str(art), "--backend", "openvino",
+                         "--quiet", "--json", str(out)]) == 0
+        return json.loads(out.read_text())
+
+    dynamic = stream("dynamic", 15)
+    _record_static_shapes(art, {"frames": [1, 5, 64, 96, 3]})
+    static = stream("static", 15)
+    assert "for shapes {'frames': (1, 5, 64, 96, 3)}" in caplog.text
+    assert "with dynamic shapes" not in caplog.text
+    assert sorted(e["category_id"] for e in static) == [1, 2]
+    assert [e["segmentations"] for e in static] == [e["segmentations"] for e in dynamic]
+    short = stream("short", 3)
+    assert "compiling model.onnx with dynamic shapes" in caplog.text
+    assert all(sum(s is not None for s in e["segmentations"]) == 3 for e in short)
 
 
 def test_make_test_installs_the_openvino_extra():
