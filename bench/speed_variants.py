@@ -120,7 +120,7 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
     from calibration.calibrate import calibration_job, openvino_static_check
     from calibration.graph import select
     from calibration.nncf_int8 import quantize_nncf
-    from calibration.openvino_static import manifest_record
+    from calibration.openvino_static import manifest_fields
     from calibration.report import onnx_entry, update_manifest
 
     target = prepared.directory.with_name(prepared.directory.name + "-nncf")
@@ -145,13 +145,12 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
         except Exception as err:  # a failed quantizer or check is a table note, not the end
             prepared.notes.append(f"NNCF INT8 failed: {' '.join(str(err).split())[:300]}")
             return
-        extra = {"openvino_static": manifest_record(static)} if static and manifest_record(
-            static) else {}
         if static:
             prepared.int8_checks["nncf"]["openvino_static"] = static
         update_manifest(target, onnx_entry(target, "model.int8.onnx", precision="int8",
                                            calibration=dict(result.as_dict(), **{
-                                               "final": prepared.int8_checks["nncf"]}), **extra))
+                                               "final": prepared.int8_checks["nncf"]}),
+                                           **manifest_fields(static)))
     prepared.nncf_directory = target
     entry = load_manifest(target).artifact("onnx", "int8")
     prepared.int8_checks.setdefault("nncf", entry["calibration"].get("final", {}))

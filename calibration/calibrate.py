@@ -27,7 +27,7 @@ from calibration.fp16 import convert_fp16
 from calibration.graph import has_scopes, node_infos, select
 from calibration.int8 import check_high_precision, choose_engine, quantize_int8
 from calibration.keeplist import KeepList, load_keep_list
-from calibration.openvino_static import check_static_compile, manifest_record
+from calibration.openvino_static import check_static_compile, manifest_fields
 from calibration.parity import ParityBudget
 from calibration.qdq import keep_quantized, qdq_counts, quantized_nodes
 from calibration.report import manifest_summary, onnx_entry, update_manifest, write_report
@@ -248,7 +248,7 @@ def _other_t_parity(job: _Job, dst: Path) -> dict | None:
 
 def openvino_static_check(job: _Job, dst: Path) -> dict | None:
     """The static-shape OpenVINO record of the graph written to ``dst``
-    (``calibration.openvino_static``; its manifest form: ``manifest_record``), or None when the
+    (``calibration.openvino_static``; its manifest form: ``manifest_fields``), or None when the
     budget was not measured on OpenVINO or the option is off."""
     if job.options.check_backend != "openvino" or not job.options.openvino_static:
         return None
@@ -339,13 +339,10 @@ def calibrate_artifacts(directory: str | Path, *, precision: str, data,
     if other:
         section["final_other_T"] = other
     static = openvino_static_check(job, dst)
-    extra = {}
     if static is not None:
         section["openvino_static"] = static
-        if manifest_record(static):
-            extra["openvino_static"] = manifest_record(static)
     entry = onnx_entry(directory, dst.name, precision=precision,
-                       calibration=manifest_summary(section), **extra)
+                       calibration=manifest_summary(section), **manifest_fields(static))
     update_manifest(directory, entry)
     section["runtime_check"] = _runtime_smoke(directory, precision, job)
     section["seconds"] = round(time.perf_counter() - start, 1)

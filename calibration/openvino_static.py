@@ -1,16 +1,17 @@
 """May the written graph run on OpenVINO compiled for one static window shape?
 
 OpenVINO compiles a graph's dynamic batch and frame axes into generic kernels; compiled for the
-one window shape the pipeline feeds ([1, T, H, W, 3] frames, [1, 2] content_hw) it chooses others.
-Measured with openvino 2026.4.1 (docs/notes/lab-notebook.md, "A CPU with AMX"): msgshift's NNCF
-INT8 graph ran 26 % faster and stayed within its parity budget, while VisTR tiny's NNCF INT8 graph
-compiled static gave wrong outputs (parity loss 50, the same graph compiled dynamic 0.66). So the
-static form is a property of one artifact, measured like the graph itself:
-``check_static_compile`` runs the written graph compiled static through the calibration's parity
-check, twice: as checked (with the all-candidate score output the check adds, comparable with
-the dynamic figure) and as deployed (the graph alone, which is what the runtime compiles; extra
-outputs can change how OpenVINO fuses the graph). Both must hold the budget. Calibration records the shapes in
-the manifest entry only then, and ``runtime.backends.openvino`` compiles them at activation.
+one window shape the pipeline feeds ([1, T, H, W, 3] frames, [1, 2] content_hw) it chooses
+others. Measured with openvino 2026.4.1 (docs/notes/lab-notebook.md, "A CPU with AMX" and
+"Static-shape OpenVINO compiles, per artifact"): msgshift's NNCF INT8 graph ran 25-28 % faster
+within its parity budget, while VisTR tiny's NNCF INT8 graph compiled static gave wrong outputs
+(parity loss 16.9, the same graph compiled dynamic 0.80). So the static form is a property of
+one artifact, measured like the graph itself: ``check_static_compile`` runs the written graph
+compiled static through the calibration's parity check twice, as checked (with the
+all-candidate score output the check adds, comparable with the dynamic figure) and as deployed
+(the graph alone, which is what the runtime compiles; an extra output can change how OpenVINO
+fuses the graph). Both must hold the budget. Only then does calibration record the shapes in
+the manifest entry (``manifest_fields``), and ``runtime.backends.openvino`` compiles them.
 """
 
 from __future__ import annotations
@@ -45,9 +46,16 @@ def check_static_compile(model: onnx.ModelProto, check: ParityCheck) -> dict:
             "as_checked": as_checked.as_dict(), "as_deployed": as_deployed.as_dict()}
 
 
-def manifest_record(record: dict) -> dict | None:
+def manifest_record(record: dict | None) -> dict | None:
     """The manifest entry's ``openvino_static`` (what the runtime reads) from a
-    ``check_static_compile`` record; None when the static compile did not hold the budget."""
-    if not record.get("within_budget"):
+    ``check_static_compile`` record; None when there is no record or it did not hold the
+    budget."""
+    if not record or not record.get("within_budget"):
         return None
     return {"inputs": record["inputs"], "parity_loss": float(f"{record['value']:.4g}")}
+
+
+def manifest_fields(record: dict | None) -> dict:
+    """Extra fields of the artifact's manifest entry: ``{"openvino_static": ...}`` or {}."""
+    static = manifest_record(record)
+    return {"openvino_static": static} if static else {}
