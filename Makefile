@@ -90,10 +90,12 @@ lint: setup
 # PRECISION=fp16|int8 adds model.<precision>.onnx, calibrated on CALIB (video, folder, dataset
 # or synthetic[:PRESET[:VIDEOS]]), to the same artifact directory. AP_DATA=DIR (a generated val
 # set) makes the budget a YouTube-VIS AP drop on DIR instead of output parity. CHECK_BACKEND=openvino
-# measures the budget on OpenVINO (deploying with it: its INT8 kernels differ from onnxruntime's).
+# measures the budget on OpenVINO (deploying with it: its INT8 kernels differ from onnxruntime's)
+# and the graph compiled for the window's static shape, recorded when it holds (with fp32 too:
+# model.onnx compiled static against its dynamic compile; docs/runtime.md).
 export: setup
 	$(PY) -m export $(MODEL) --preset $(PRESET) --out $(OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(TRUST_CHECKPOINT),--trust-checkpoint,) $(if $(INPUT_SIZE),--input-size $(INPUT_SIZE),) $(if $(ROI_ALIGN),--roi-align $(ROI_ALIGN),) $(if $(DEFORM_CONV),--deform-conv $(DEFORM_CONV),)
-	$(if $(filter-out fp32,$(PRECISION)),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB) $(if $(AP_DATA),--ap-data $(AP_DATA),) $(if $(CHECK_BACKEND),--check-backend $(CHECK_BACKEND),),)
+	$(if $(or $(filter-out fp32,$(PRECISION)),$(filter openvino,$(CHECK_BACKEND))),$(PY) -m calibration $(OUT) --precision $(PRECISION) --data $(CALIB) $(if $(AP_DATA),--ap-data $(AP_DATA),) $(if $(CHECK_BACKEND),--check-backend $(CHECK_BACKEND),),)
 
 # Repeats the recorded stages that produced checkpoints/<MODEL>_tiny.pth (training/recipes.py).
 train: setup

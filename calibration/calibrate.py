@@ -1,5 +1,6 @@
 """``calibrate_artifacts``: write ``model.fp16.onnx`` or ``model.int8.onnx`` into an artifact
-directory, with its report section and manifest entry (phase-logged).
+directory, with its report section and manifest entry (phase-logged); ``precision="fp32"``
+only measures and records the FP32 graph's static-shape OpenVINO compile (``check_fp32_static``).
 
 Steps: read calibration windows (runtime letterbox + windows) -> split off held-out windows ->
 convert (AutoCast FP16 / ModelOpt or onnxruntime INT8 Q/DQ) -> measure per block (INT8) or per
@@ -15,7 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import onnx
@@ -27,7 +28,11 @@ from calibration.fp16 import convert_fp16
 from calibration.graph import has_scopes, node_infos, select
 from calibration.int8 import check_high_precision, choose_engine, quantize_int8
 from calibration.keeplist import KeepList, load_keep_list
-from calibration.openvino_static import check_static_compile, manifest_fields
+from calibration.openvino_static import (
+    FP32_STATIC_BUDGET,
+    check_static_compile,
+    manifest_fields,
+)
 from calibration.parity import ParityBudget
 from calibration.qdq import keep_quantized, qdq_counts, quantized_nodes
 from calibration.report import manifest_summary, onnx_entry, update_manifest, write_report
@@ -36,7 +41,7 @@ from calibration.sensitivity import block_sensitivity, fallback, fp16_group_sens
 from runtime.manifest import Manifest, load_manifest
 
 log = logging.getLogger("visdeploy.calibration")
-PRECISIONS = ("fp16", "int8")
+PRECISIONS = ("fp16", "int8", "fp32")  # fp32: nothing converted, OpenVINO static check only
 RANK_BY = ("parity", "check")
 OTHER_T = 3  # parity is also checked at a frame count other than the calibration windows'
 
@@ -308,6 +313,34 @@ def _check_backend_available(backend: str) -> None:
                                "onnxruntime with --check-backend onnxruntime)")
 
 
+def check_fp32_static(directory: str | Path, data, options: CalibrationOptions) -> dict:
+    """``--precision fp32``: convert nothing; measure the FP32 graph compiled by OpenVINO for the
+    window's static shape against its dynamic compile (``FP32_STATIC_BUDGET``, FP32 rounding)
+    and record the shape in the FP32 manifest entry when it holds. Returns the report section."""
+    if options.check_backend != "openvino" or not options.openvino_static:
+        raise CalibrationError(
+            "--precision fp32 converts nothing: it measures model.onnx compiled by OpenVINO for "
+            "the window's static shape, so it needs --check-backend openvino (and not "
+            "--no-openvino-static)")
+    directory = Path(directory)
+    start = time.perf_counter()
+    options = replace(options, parity=FP32_STATIC_BUDGET, metric=None, ap_data=None, windows=1,
+                      rank_by="parity")
+    job = _prepare(directory, data, options)
+    static = openvino_static_check(job, job.fp32_path)
+    entry = {k: v for k, v in job.manifest.artifact("onnx", "fp32").items()
+             if k != "openvino_static"}
+    update_manifest(directory, {**entry, **manifest_fields(static)})
+    section = {"tool": "none (the FP32 export)", "data": job.calib.summary(),
+               "held_out_windows": len(job.held), "check": job.check.describe(),
+               "openvino_static": static, "final": static}
+    if "skipped" not in static:
+        section["runtime_check"] = _runtime_smoke(directory, "fp32", job)
+    section["seconds"] = round(time.perf_counter() - start, 1)
+    write_report(directory, "fp32", section)
+    return section
+
+
 def calibrate_artifacts(directory: str | Path, *, precision: str, data,
                         options: CalibrationOptions | None = None) -> dict:
     """Write ``model.<precision>.onnx`` into ``directory`` and record it; returns the report section.
@@ -325,6 +358,8 @@ def calibrate_artifacts(directory: str | Path, *, precision: str, data,
             "folder from python -m evaluation.synthetic, or synthetic[:PRESET[:VIDEOS]]); "
             "calibration never uses random inputs")
     options = options or CalibrationOptions()
+    if precision == "fp32":
+        return check_fp32_static(directory, data, options)
     if precision == "int8":
         check_high_precision(options.high_precision, choose_engine(options.engine, options.method))
     directory = Path(directory)

@@ -139,6 +139,40 @@ def test_only_openvino_checks_measure_a_static_compile(tiny_tevit_artifacts):
         check_static_compile(fp32, check)
 
 
+def test_fp32_converts_nothing_and_records_its_static_compile(tiny_tevit_artifacts_copy, capsys):
+    """``--precision fp32``: model.onnx compiled static against its dynamic compile, held to FP32
+    rounding; the FP32 entry gets the record (its file and checksum unchanged) and the runtime's
+    FP32 graph runs on it."""
+    from calibration.__main__ import main
+    from runtime.backends import OpenVINOBackend
+    from runtime.manifest import load_manifest
+
+    art = tiny_tevit_artifacts_copy
+    before = _entry(art, "fp32")
+    assert main([str(art), "--precision", "fp32", "--data", "synthetic:tiny:2", "--windows", "1",
+                 "--eval-windows", "1", "--check-backend", "openvino", "--threads", "1",
+                 "--quiet"]) == 0
+    assert "within the FP32 budget" in capsys.readouterr().out
+    entry = _entry(art, "fp32")
+    assert {k: v for k, v in entry.items() if k != "openvino_static"} == before
+    assert entry["openvino_static"]["inputs"]["frames"][1] == 5
+    report = json.loads((art / "calibration_report.json").read_text())["fp32"]
+    assert report["check"]["budget"]["scores_max_abs"] == 1e-4  # FP32_STATIC_BUDGET
+    assert report["runtime_check"]["openvino"]["static_shapes"] == entry["openvino_static"][
+        "inputs"]
+    with OpenVINOBackend(load_manifest(art), threads=1) as backend:
+        assert backend.static_shapes["frames"][1] == 5
+    assert not list(art.glob("model.fp32*.onnx"))  # nothing converted, nothing written
+
+
+def test_fp32_without_an_openvino_check_is_refused(tiny_tevit_artifacts_copy):
+    from calibration.errors import CalibrationError
+
+    with pytest.raises(CalibrationError, match="--check-backend openvino"):
+        calibrate_artifacts(tiny_tevit_artifacts_copy, precision="fp32", data="synthetic:tiny:1",
+                            options=CalibrationOptions(**FAST))
+
+
 def test_cli_turns_the_static_check_off():
     assert options_from(parse_args(["A", "--precision", "int8"])).openvino_static
     args = parse_args(["A", "--precision", "int8", "--no-openvino-static"])

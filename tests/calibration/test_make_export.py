@@ -33,3 +33,9 @@ def test_without_ap_data_the_budget_is_parity():
 
 def test_fp32_runs_no_calibration():
     assert _calibration_line("MODEL=tevit") == ""
+
+
+def test_fp32_with_openvino_checks_its_static_compile():
+    line = _calibration_line("MODEL=tevit", "CHECK_BACKEND=openvino")
+    assert "--precision fp32 --data synthetic:val:4" in line
+    assert "--check-backend openvino" in line
