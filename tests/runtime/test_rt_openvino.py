@@ -185,18 +185,22 @@ def _assert_fp32_equal(expected, got):
 def test_a_recorded_static_shape_is_compiled_and_other_windows_run_dynamic(art):
     _record_static_shapes(art, {"frames": [1, 5, 64, 96, 3]})
     manifest = load_manifest(art)
+    batch = np.concatenate([_frames(t=5), _frames(t=5, seed=1)])
     with OpenVINOBackend(manifest, static_shapes=False) as dynamic:
-        expected = [dynamic.infer(_frames(t=5)), dynamic.infer(_frames(t=3))]
+        expected = [dynamic.infer(_frames(t=5)), dynamic.infer(batch),
+                    dynamic.infer(_frames(t=3))]
         assert dynamic.static_shapes == {} and dynamic.cache_status == ["compiled"]
     with OpenVINOBackend(manifest) as backend:
         assert backend.static_shapes == {"frames": (1, 5, 64, 96, 3)}
         assert backend.compiled.input("frames").get_partial_shape().is_static
         got = [backend.infer(_frames(t=5))]
+        got.append(backend.infer(batch))  # two streams' windows: row by row, static
         assert backend.dynamic is None and backend.cache_status == ["compiled"]
         got.append(backend.infer(_frames(t=3)))  # another window shape: the dynamic compile
         assert backend.cache_status == ["compiled", "cache"]  # blob of the first backend
         got.append(backend.infer(_frames(t=5)))
         assert len(backend.cache_status) == 2  # nothing compiled again
+    assert got[1]["masks"].shape[0] == 2
     for e, g in zip([*expected, expected[0]], got, strict=True):
         _assert_fp32_equal(e, g)
     assert len(_blobs(art)) == 2 and sum(".static" in b for b in _blobs(art)) == 1
