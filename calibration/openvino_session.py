@@ -36,14 +36,12 @@ class OpenVINOSession:
                                                                            load_external_data=False)
         names = {"inputs": [i.name for i in proto.graph.input],
                  "outputs": [o.name for o in proto.graph.output]}
-        if isinstance(model, onnx.ModelProto):
-            with tempfile.TemporaryDirectory(prefix="visdeploy_ov_check_") as tmp:
-                path = Path(tmp) / "candidate.onnx"
+        with tempfile.TemporaryDirectory(prefix="visdeploy_ov_check_") as tmp:
+            path = Path(model) if not isinstance(model, onnx.ModelProto) else \
+                Path(tmp) / "candidate.onnx"
+            if isinstance(model, onnx.ModelProto):
                 onnx.save(model, str(path))
-                self.compiled = core.compile_model(read_model(core, path, shapes), "CPU",
-                                                   compile_config(threads))
-        else:
-            self.compiled = core.compile_model(read_model(core, Path(model), shapes), "CPU",
+            self.compiled = core.compile_model(read_model(core, path, shapes), "CPU",
                                                compile_config(threads))
         self.io = CompiledIO(self.compiled, names)
         self.request = self.compiled.create_infer_request()

@@ -25,9 +25,10 @@ exactly that shape runs on it, as does each row of a batch of several streams' w
 shape; a window of any other shape (another ``--window``, the one short window of a stream
 shorter than T) runs on the dynamic compile, made the first time one arrives. Why per
 artifact: compiled for one static window shape, openvino 2026.4.1 ran FP32 graphs with equal
-outputs and ~6 % faster (VisTR tiny) and msgshift's NNCF INT8 graph 26 % faster within its
-parity budget, but VisTR tiny's NNCF INT8 graph into wrong outputs (parity loss 50;
-docs/notes/lab-notebook.md, "A CPU with AMX"). ``static_shapes=False`` ignores the record.
+outputs and 6-13 % faster (VisTR tiny, msgshift) and msgshift's NNCF INT8 graph 23-29 % faster
+within its parity budget, but VisTR tiny's NNCF INT8 graph into wrong outputs (parity loss 16.9
+against 0.80 dynamic; docs/notes/lab-notebook.md, "Static-shape OpenVINO compiles, per
+artifact"). ``static_shapes=False`` ignores the record.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Compiling an ONNX graph for the CPU (reading it, converting it, choosing kernels) takes longer
 than loading a compiled blob. ``compile_entry`` stores ``CompiledModel.export_model()`` under
 ``<artifacts>/openvino_cache/`` and imports it on the next activation. A blob is reused only
-for the same OpenVINO version, the same ONNX file (its manifest sha256, verified before use) and
-the same compile configuration and the same input shapes (dynamic, or the static window shape
-the artifact's calibration checked, ``runtime.backends.openvino``); anything else compiles anew and replaces the stale blobs of that
-file. Each blob has a JSON sidecar with its key and its own sha256, so a truncated or altered
+for the same OpenVINO version, the same ONNX file (its manifest sha256, verified before use), the
+same compile configuration and the same input shapes (dynamic, or the static window shape the
+artifact's calibration checked, ``runtime.backends.openvino``); anything else compiles anew and
+replaces the stale blobs of that file. Each blob has a JSON sidecar with its key and its own sha256, so a truncated or altered
 blob is detected and recompiled instead of being deserialised.
 
 A read-only artifact directory only costs speed: the model is compiled every time, with a
@@ -67,8 +67,12 @@ def cache_key(entry: dict, openvino_version: str, config: dict,
 
 def read_model(core, path: Path, shapes: dict[str, list[int]] | None = None):
     """The ONNX graph at ``path`` as an OpenVINO model, its inputs named in ``shapes`` (name ->
-    shape) made static before compiling (``Model.reshape``); the others keep their dimensions."""
-    model = core.read_model(str(path))
+    shape) made static before compiling; the others keep their dimensions."""
+    return make_static(core.read_model(str(path)), shapes)
+
+
+def make_static(model, shapes: dict[str, list[int]] | None):
+    """``model`` with its inputs named in ``shapes`` reshaped to them (``Model.reshape``)."""
     if shapes:
         model.reshape({name: list(shape) for name, shape in shapes.items()})
     return model
@@ -129,16 +133,14 @@ def _read(core, manifest: Manifest, path: Path, shapes: dict | None):
         model = core.read_model(str(path))
     except Exception as err:  # OpenVINO raises untyped RuntimeErrors for unreadable graphs
         raise _compile_error(manifest, path, err) from err
-    if shapes:
-        try:
-            model.reshape({name: list(shape) for name, shape in shapes.items()})
-        except Exception as err:
-            raise ArtifactError(
-                f"{path.name} cannot be compiled for the static shapes {shapes} that its "
-                f"manifest entry records (openvino_static): {' '.join(str(err).split())}; the "
-                "entry does not belong to this graph: calibrate it again (python -m calibration "
-                "... --check-backend openvino)") from err
-    return model
+    try:
+        return make_static(model, shapes)
+    except Exception as err:  # OpenVINO's shape inference raises untyped errors
+        raise ArtifactError(
+            f"{path.name} cannot be compiled for the static shapes {shapes} that its manifest "
+            f"entry records (openvino_static): {' '.join(str(err).split())}; the entry does not "
+            "belong to this graph: calibrate it again (python -m calibration ... "
+            "--check-backend openvino)") from err
 
 
 def _compile_error(manifest: Manifest, path: Path, err: Exception) -> ArtifactError:
