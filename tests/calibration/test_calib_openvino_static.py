@@ -50,12 +50,28 @@ def test_window_shapes_are_one_batch_1_window():
 
 
 def test_a_static_compile_within_budget_is_recorded_and_run_by_the_runtime(
-        tiny_tevit_artifacts_copy):
+        tiny_tevit_artifacts_copy, monkeypatch):
+    """Every measurement of an OpenVINO-checked calibration runs on OpenVINO; the written graph
+    compiled static holds the budget, so the manifest records its shape and the runtime runs it."""
+    from calibration import openvino_session
     from runtime.backends import OpenVINOBackend
     from runtime.manifest import load_manifest
 
+    compiled = []
+    real_init = openvino_session.OpenVINOSession.__init__
+
+    def recording_init(self, model, **kwargs):
+        compiled.append(kwargs)
+        real_init(self, model, **kwargs)
+
+    monkeypatch.setattr(openvino_session.OpenVINOSession, "__init__", recording_init)
     art = tiny_tevit_artifacts_copy
     section = _calibrate(art, check_backend="openvino")
+    assert section["check"]["backend"] == "openvino"
+    assert section["final"]["within_budget"], section["final"]
+    # the FP32 reference and the FP16 candidate dynamic, the candidate static in two forms
+    assert sum(not k.get("shapes") for k in compiled) >= 2
+    assert sum(bool(k.get("shapes")) for k in compiled) == 2
     static = section["openvino_static"]
     h, w = load_manifest(art).input_hw
     assert static["inputs"] == {"frames": [1, 5, h, w, 3], "content_hw": [1, 2]}
@@ -116,10 +132,21 @@ def test_wrong_outputs_fail_the_static_check(tiny_tevit_artifacts):
     windows = collect_windows("synthetic:tiny:2", manifest, max_windows=2, length=3,
                               progress=False).windows
     check = ParityCheck(fp32, windows[:1], threads=1, backend="openvino")
-    assert check_static_compile(fp32, check)["within_budget"]  # same graph, same windows
-    check.windows = windows[1:]
+    check.windows = windows[1:]  # (the same windows pass: the within-budget test above)
     record = check_static_compile(fp32, check)
     assert not record["within_budget"] and manifest_fields(record) == {}
+
+
+def test_a_window_length_the_runtime_does_not_feed_is_not_measured(tiny_tevit_artifacts):
+    """T=3 calibration windows, the runtime feeds the manifest's T=5: a static compile for T=3
+    would never run, so it is neither measured nor recorded, and the report says why."""
+    from calibration.calibrate import calibration_job, openvino_static_check
+
+    options = CalibrationOptions(**FAST, check_backend="openvino", window_length=3)
+    job = calibration_job(tiny_tevit_artifacts, "synthetic:tiny:2", options)
+    record = openvino_static_check(job, tiny_tevit_artifacts / "model.onnx")
+    assert "T=3" in record["skipped"] and "--window-length" in record["skipped"]
+    assert manifest_fields(record) == {}
 
 
 def test_only_openvino_checks_measure_a_static_compile(tiny_tevit_artifacts):
