@@ -261,8 +261,7 @@ def openvino_static_check(job: _Job, dst: Path) -> dict | None:
         return {"skipped": "a static-shape compile is measured with the parity budget only; with "
                            "a task-metric budget the runtime compiles the graph with dynamic "
                            "shapes"}
-    manifest = job.manifest
-    runtime_t = manifest.frames_range[2] if manifest.fixed_frames else manifest.window[0]
+    runtime_t = job.manifest.window_frames
     if job.held.windows.shape[1] != runtime_t:
         # the runtime would compile a shape its windows never have
         return {"skipped": f"the calibration windows have T={job.held.windows.shape[1]} frames, "

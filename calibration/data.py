@@ -212,8 +212,7 @@ def collect_windows(source: str | Path, manifest: Manifest, *, max_windows: int 
     Raises:
         CalibrationDataError: the source cannot be opened or yields no frame.
     """
-    t_max = manifest.frames_range[2]
-    length = length or (t_max if manifest.fixed_frames else manifest.window[0])
+    length = length or manifest.window_frames
     stride = stride or max(1, length - 1)
     if max_windows < 1 or not 1 <= stride < length:
         raise CalibrationDataError(f"need max_windows >= 1 and 1 <= stride < length, got "

@@ -3,7 +3,7 @@
 OpenVINO compiles a graph's dynamic batch and frame axes into generic kernels; compiled for the
 one window shape the pipeline feeds ([1, T, H, W, 3] frames, [1, 2] content_hw) it chooses
 others. Measured with openvino 2026.4.1 (docs/notes/lab-notebook.md, "A CPU with AMX" and
-"Static-shape OpenVINO compiles, per artifact"): msgshift's NNCF INT8 graph ran 25-28 % faster
+"Static-shape OpenVINO compiles, per artifact"): msgshift's NNCF INT8 graph ran 23-29 % faster
 within its parity budget, while VisTR tiny's NNCF INT8 graph compiled static gave wrong outputs
 (parity loss 16.9, the same graph compiled dynamic 0.80). So the static form is a property of
 one artifact, measured like the graph itself: ``check_static_compile`` runs the written graph

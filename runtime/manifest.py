@@ -149,6 +149,12 @@ class Manifest:
         return self.data["outputs"].get("pasted_mask_cells")
 
     @property
+    def window_frames(self) -> int:
+        """T of the engine input for a full window, the shape the runtime feeds by default: the
+        fixed T of a fixed-T artifact (VisTR), else the window length."""
+        return self.frames_range[2] if self.fixed_frames else self.window[0]
+
+    @property
     def window(self) -> tuple[int, int]:
         return self.data["window"]["length"], self.data["window"]["stride"]
 

@@ -144,8 +144,7 @@ def runtime_shapes(manifest: Manifest, batch: int = 1) -> dict[str, tuple[int, .
     """Input shapes of the windows the runtime feeds by default: B=1, T = the manifest's window
     length (the fixed T of a fixed-T model)."""
     h, w = manifest.input_hw
-    t = manifest.frames_range[2] if manifest.fixed_frames else manifest.window[0]
-    return {FRAMES: (batch, t, h, w, 3), CONTENT_HW: (batch, 2)}
+    return {FRAMES: (batch, manifest.window_frames, h, w, 3), CONTENT_HW: (batch, 2)}
 
 
 def outside_profile(profile: Profile, shapes: dict[str, tuple[int, ...]]) -> list[str]:
