@@ -202,7 +202,8 @@ def budget_text(check: dict | None) -> str:
     measured on (``measured_on``) and NNCF's fallback."""
     if not check:
         return "not measured"
-    kind = "AP drop" if any(k.endswith("_drop") for k in check) else "parity loss"
+    metric = check.get("check", "parity") != "parity"  # a static-compile record names its check
+    kind = "AP drop" if metric or any(k.endswith("_drop") for k in check) else "parity loss"
     text = f"{kind} {check['value']:.3g} {'within' if check['within_budget'] else 'OVER'}"
     if check.get("measured_on"):
         text += f" on {check['measured_on']}"

@@ -5,6 +5,11 @@
 ``python -m runtime.stream --json``) and scores the results with ``evaluation.ytvis``. It is the
 pluggable metric of ``calibration.checks.MetricCheck``; with an untrained checkpoint AP is ~0 and
 a parity budget is the meaningful one.
+
+``metric(onnx_path, static_shapes={...})`` measures the graph as the OpenVINO backend runs it
+when its manifest entry records a static window shape (``openvino_static``): the staged entry
+carries the shapes, so windows of that shape run on the static compile and the rest (a video's
+short last window) on the dynamic one, exactly as deployed (``calibration.openvino_static``).
 """
 
 from __future__ import annotations
@@ -44,12 +49,17 @@ class YtvisApMetric:
         self.videos = gt["videos"][:max_videos] if max_videos else gt["videos"]
         self.threads, self.tracker, self.backend = threads, tracker, backend
 
-    def _staged(self, onnx_path: Path, folder: Path) -> Path:
-        """An artifact folder whose manifest lists ``onnx_path`` as its only (fp32-slot) graph."""
+    # this metric can measure a graph compiled for a static window shape (MetricCheck asks)
+    measures_static_shapes = True
+
+    def _staged(self, onnx_path: Path, folder: Path, static_shapes: dict | None) -> Path:
+        """An artifact folder whose manifest lists ``onnx_path`` as its only (fp32-slot) graph,
+        with ``static_shapes`` as its ``openvino_static`` record when given."""
         target = folder / "model.onnx"
         os.symlink(Path(onnx_path).resolve(), target)
         data = dict(self.manifest.data)
-        data["artifacts"] = [onnx_entry(folder, target.name, precision="fp32")]
+        record = {"openvino_static": {"inputs": static_shapes}} if static_shapes else {}
+        data["artifacts"] = [onnx_entry(folder, target.name, precision="fp32", **record)]
         write_manifest(folder, data)
         return folder
 
@@ -62,14 +72,18 @@ class YtvisApMetric:
             return ImageSequenceSource(pngs, description=f"video {video['id']}")
         return VideoFileSource(root / video["mp4_file"])
 
-    def results(self, onnx_path: str | Path) -> list[dict]:
-        """YTVIS result entries of every video."""
+    def results(self, onnx_path: str | Path, static_shapes: dict | None = None) -> list[dict]:
+        """YTVIS result entries of every video; ``static_shapes`` (input name -> shape, OpenVINO
+        only): run the graph compiled for that window shape, as the runtime runs a recorded one."""
+        if static_shapes and self.backend != "openvino":
+            raise ValueError("static window shapes are an OpenVINO compile; this metric runs on "
+                             f"{self.backend}")
         from runtime.pipeline import Pipeline
         from runtime.sinks.ytvis import YtvisJsonSink
 
         entries: list[dict] = []
         with tempfile.TemporaryDirectory(prefix="visdeploy_ap_") as tmp:
-            staged = self._staged(Path(onnx_path), Path(tmp))
+            staged = self._staged(Path(onnx_path), Path(tmp), static_shapes)
             with Pipeline(staged, backend=self.backend, device="cpu", mode="benchmark",
                           threads=self.threads, tracker=self.tracker) as pipe:
                 for video in self.videos:
@@ -80,10 +94,10 @@ class YtvisApMetric:
                     entries += sink.entries()
         return entries
 
-    def __call__(self, onnx_path: str | Path) -> float:
+    def __call__(self, onnx_path: str | Path, static_shapes: dict | None = None) -> float:
         from evaluation.ytvis import evaluate
 
-        entries = self.results(onnx_path)
+        entries = self.results(onnx_path, static_shapes)
         if not entries:
             return 0.0
         gt = json.loads(self.paths.annotations.read_text(encoding="utf-8"))

@@ -64,9 +64,9 @@ class CalibrationOptions:
     ``check_backend``: the CPU runtime every budget measurement (parity, AP, block ranking) runs
     the graphs on: ``onnxruntime`` or ``openvino`` (``calibration.openvino_session``). Measure on
     the backend the graph will be deployed with: INT8 kernels differ between them.
-    ``openvino_static`` (with ``check_backend="openvino"`` and the parity budget): also measure
-    the written graph compiled for the window's static shape and record that shape in the
-    manifest entry when it holds the budget (``calibration.openvino_static``).
+    ``openvino_static`` (with ``check_backend="openvino"``): also measure the written graph
+    compiled for the window's static shape by the same budget (parity or AP) and record that
+    shape in the manifest entry when it holds (``calibration.openvino_static``).
     """
 
     method: str = "max"
@@ -252,15 +252,16 @@ def _other_t_parity(job: _Job, dst: Path) -> dict | None:
 
 
 def openvino_static_check(job: _Job, dst: Path) -> dict | None:
-    """The static-shape OpenVINO record of the graph written to ``dst``
-    (``calibration.openvino_static``; its manifest form: ``manifest_fields``), or None when the
-    budget was not measured on OpenVINO or the option is off."""
+    """The static-shape OpenVINO record of the graph written to ``dst``, measured by the job's
+    budget check (parity, or the AP metric; ``calibration.openvino_static``; its manifest form:
+    ``manifest_fields``), or None when the budget was not measured on OpenVINO or the option is
+    off."""
     if job.options.check_backend != "openvino" or not job.options.openvino_static:
         return None
-    if not isinstance(job.check, ParityCheck):
-        return {"skipped": "a static-shape compile is measured with the parity budget only; with "
-                           "a task-metric budget the runtime compiles the graph with dynamic "
-                           "shapes"}
+    if isinstance(job.check, MetricCheck) and not job.check.measures_static_shapes:
+        return {"skipped": "this task metric cannot run a graph compiled for a static shape (the "
+                           "AP metric of --ap-data can); the runtime compiles the graph with "
+                           "dynamic shapes"}
     runtime_t = job.manifest.window_frames
     if job.held.windows.shape[1] != runtime_t:
         # the runtime would compile a shape its windows never have
@@ -268,10 +269,11 @@ def openvino_static_check(job: _Job, dst: Path) -> dict | None:
                            f"the runtime's windows T={runtime_t} (the manifest's window): "
                            "calibrate without --window-length to measure and record the static "
                            "compile the runtime would use"}
-    log.info("Measuring %s compiled by OpenVINO for the window's static shape ...", dst.name)
-    record = check_static_compile(onnx.load(str(dst)), job.check)
-    log.info("static shapes %s: parity loss %.3g (%s)", record["inputs"], record["value"],
-             "recorded for the runtime" if record["within_budget"] else
+    log.info("Measuring %s compiled by OpenVINO for the window's static shape (%s) ...",
+             dst.name, job.check.kind)
+    record = check_static_compile(onnx.load(str(dst)), job.check, job.held.windows)
+    log.info("static shapes %s: %s %.3g (%s)", record["inputs"], record["check"],
+             record["value"], "recorded for the runtime" if record["within_budget"] else
              "beyond the budget: the runtime keeps dynamic shapes")
     return record
 

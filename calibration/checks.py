@@ -8,6 +8,10 @@ Two interchangeable checks share ``measure(model) -> Measurement``:
 - ``MetricCheck``: a task metric computed by a pluggable function ``metric(onnx_path) -> float``
   (e.g. ``calibration.ap_metric.YtvisApMetric``: YouTube-VIS AP x 100 on the synthetic val set);
   value = drop vs FP32 in metric points, within budget when <= ``budget_drop`` (default 0.5 AP).
+
+Both can measure a candidate compiled by OpenVINO for one static window shape
+(``measure(model, shapes=...)``, ``calibration.openvino_static``): the parity check on its
+windows, the metric check when its metric can (``measures_static_shapes``, the AP metric).
 """
 
 from __future__ import annotations
@@ -93,18 +97,35 @@ class MetricCheck:
         self.metric, self.budget_drop, self.name = metric, budget_drop, name
         self.baseline = float(metric(Path(fp32_path)))
 
-    def measure(self, model: onnx.ModelProto) -> Measurement:
+    @property
+    def backend(self) -> str | None:
+        """The runtime the metric runs graphs on, when it says (the AP metric does)."""
+        return getattr(self.metric, "backend", None)
+
+    @property
+    def measures_static_shapes(self) -> bool:
+        """Whether the metric can run a graph compiled for a static window shape:
+        ``metric(path, static_shapes={input: shape})`` (``YtvisApMetric`` on OpenVINO)."""
+        return bool(getattr(self.metric, "measures_static_shapes", False))
+
+    def measure(self, model: onnx.ModelProto, *,
+                shapes: dict[str, list[int]] | None = None) -> Measurement:
+        """Metric drop of ``model`` against FP32; ``shapes``: run it compiled for that static
+        window shape (only where ``measures_static_shapes``)."""
+        if shapes and not self.measures_static_shapes:
+            raise ValueError(f"this {self.name} metric cannot run a graph compiled for static "
+                             "shapes")
         with tempfile.TemporaryDirectory(prefix="visdeploy_metric_") as tmp:
             path = Path(tmp) / "candidate.onnx"
             onnx.save(model, str(path))
-            value = float(self.metric(path))
+            value = float(self.metric(path, static_shapes=shapes) if shapes else self.metric(path))
         drop = self.baseline - value
         return Measurement(drop, drop <= self.budget_drop,
                            {self.name: round(value, 4), f"{self.name}_fp32": round(self.baseline, 4),
                             f"{self.name}_drop": round(drop, 4)})
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "metric": self.name,
-                "backend": getattr(self.metric, "backend", None), "baseline": self.baseline,
+        return {"kind": self.kind, "metric": self.name, "backend": self.backend,
+                "baseline": self.baseline,
                 "budget_drop": self.budget_drop,
                 "rule": f"{self.name}(fp32) - {self.name}(candidate) <= {self.budget_drop}"}

@@ -47,8 +47,9 @@ def _notes(entry: dict) -> str:
     static = entry.get("openvino_static")
     if static:  # the one window shape OpenVINO compiles statically (docs/runtime.md)
         frames = static.get("inputs", {}).get("frames", "?")
-        notes.append(f"OpenVINO static shape frames {frames} (parity loss "
-                     f"{static.get('parity_loss', '?')})")
+        held = next((f"{k.replace('_', ' ')} {v}" for k, v in static.items() if k != "inputs"),
+                    "budget not stated")  # parity_loss, or AP_drop with an AP budget
+        notes.append(f"OpenVINO static shape frames {frames} ({held})")
     if entry.get("kind") == "tensorrt":
         notes.append(f"TensorRT {entry.get('tensorrt', '?')}, sm{entry.get('compute_capability', '?')}"
                      f", {entry.get('gpu', '?')}")

@@ -53,6 +53,8 @@ def test_rounds_interleave_every_runner_on_the_same_window(contract_artifacts):
 def test_budget_text():
     assert budget_text(None) == "not measured"
     assert budget_text({"value": 0.62, "within_budget": True}) == "parity loss 0.62 within"
+    static_ap = {"value": 0.2, "within_budget": True, "check": "AP", "as_deployed": {}}
+    assert budget_text(static_ap) == "AP drop 0.2 within"
     assert budget_text({"value": 0.8, "within_budget": False, "AP_drop": 0.8}) == \
         "AP drop 0.8 OVER"
     nncf = {"value": 0.9, "within_budget": True, "before_fallback": 23.0, "blocks_back_to_fp32": 9}

@@ -121,6 +121,56 @@ def test_a_static_compile_beyond_the_budget_is_not_recorded(tiny_tevit_artifacts
     assert manifest_fields(record) == {}
 
 
+def test_an_ap_budget_measures_the_static_compile_as_deployed(tiny_tevit_artifacts, tmp_path,
+                                                              monkeypatch):
+    """With ``--ap-data`` the static compile is judged by the AP budget: the AP metric streams
+    the videos through the runtime with the shape in the staged manifest entry, so the OpenVINO
+    backend compiles it, as it would for the deployed artifact. FP32 against itself: drop 0."""
+    from calibration.calibrate import calibration_job, openvino_static_check
+    from evaluation.synthetic import generate_dataset
+    from runtime.backends.openvino import OpenVINOBackend
+
+    generate_dataset(tmp_path / "val", preset="tiny", videos=1, frames=6, height=96, width=160,
+                     png=True)
+    compiled = []
+    real_activate = OpenVINOBackend.activate_impl
+
+    def recording_activate(self):
+        real_activate(self)
+        compiled.append(dict(self.static_shapes))
+
+    monkeypatch.setattr(OpenVINOBackend, "activate_impl", recording_activate)
+    options = CalibrationOptions(**FAST, check_backend="openvino", ap_data=str(tmp_path / "val"))
+    job = calibration_job(tiny_tevit_artifacts, "synthetic:tiny:2", options)
+    assert job.check.kind == "metric" and job.check.measures_static_shapes
+    record = openvino_static_check(job, tiny_tevit_artifacts / "model.onnx")
+    assert record["check"] == "AP" and record["inputs"]["frames"][1] == 5
+    assert record["within_budget"] and record["value"] == 0.0, record
+    assert compiled == [{}, {k: tuple(v) for k, v in record["inputs"].items()}]  # FP32, static
+    assert manifest_fields(record) == {"openvino_static": {"inputs": record["inputs"],
+                                                           "AP_drop": 0.0}}
+    from visdeploy.info import _notes
+
+    assert "OpenVINO static shape frames [1, 5" in _notes(manifest_fields(record))
+    assert "(AP drop 0.0)" in _notes(manifest_fields(record))
+    with pytest.raises(ValueError, match="OpenVINO compile"):
+        type(job.check.metric)(tmp_path / "val", tiny_tevit_artifacts).results(
+            tiny_tevit_artifacts / "model.onnx", record["inputs"])
+
+
+def test_a_metric_that_cannot_run_static_shapes_is_not_measured(tiny_tevit_artifacts):
+    from calibration.calibrate import calibration_job, openvino_static_check
+
+    options = CalibrationOptions(**FAST, check_backend="openvino", metric=lambda path: 50.0)
+    job = calibration_job(tiny_tevit_artifacts, "synthetic:tiny:2", options)
+    record = openvino_static_check(job, tiny_tevit_artifacts / "model.onnx")
+    assert "cannot run a graph compiled for a static shape" in record["skipped"]
+    assert manifest_fields(record) == {}
+    with pytest.raises(ValueError, match="static shapes"):
+        job.check.measure(onnx.load(str(tiny_tevit_artifacts / "model.onnx")),
+                          shapes={"frames": [1, 5, 8, 8, 3]})
+
+
 def test_wrong_outputs_fail_the_static_check(tiny_tevit_artifacts):
     """A static compile whose outputs are not the reference's (here: the reference of other
     windows, as if the compile had computed something else) is beyond the budget."""
