@@ -40,7 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from graph_flops import eager_flops, graph_flops, stage_flops  # noqa: E402
-from speed_variants import STATIC, open_runners, prepare_model, scores_delta  # noqa: E402
+from speed_variants import (  # noqa: E402
+    STATIC,
+    delta_text,
+    open_runners,
+    prepare_model,
+    scores_delta,
+)
 
 from calibration.data import Windows  # noqa: E402
 from calibration.parity import CHECK_BACKENDS  # noqa: E402
@@ -189,7 +195,7 @@ def format_table(prepared, runners, times, reference, gflop, stride, peak) -> st
         lines.append(f"| {label} | {ms:.1f}, {min(values):.1f} | {cpu:.0f} | "
                      f"{1e3 * stride / ms:.2f} | {eager_ms / ms:.2f}x, {eager_cpu / cpu:.2f}x | "
                      f"{flops / ms * 1e3:.0f} ({100 * flops / ms * 1e3 / peak:.0f}%) | "
-                     f"{scores_delta(base, reference[label]):.1e} | {budget}{kernels} |")
+                     f"{delta_text(scores_delta(base, reference[label]))} | {budget}{kernels} |")
     notes = [f"GFLOP per window (exported graph's Conv/MatMul/Gemm): whole window "
              f"{gflop['one']:.2f}" + (f", two-stage (S new frames + clip stage) {gflop['two']:.2f}"
                                        if "two" in gflop else "")]

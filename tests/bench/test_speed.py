@@ -16,7 +16,14 @@ sys.path.insert(0, str(TESTS / "runtime"))
 import rt_fixtures  # noqa: E402
 import speed  # noqa: E402
 from speed import budget_text, clip_windows, timed_rounds  # noqa: E402
-from speed_variants import ap_tracker, calibrations_to_make, export_dir, export_forms  # noqa: E402
+from speed_variants import (  # noqa: E402
+    ap_tracker,
+    calibrations_to_make,
+    delta_text,
+    export_dir,
+    export_forms,
+    scores_delta,
+)
 
 from runtime.manifest import load_manifest  # noqa: E402
 
@@ -120,3 +127,15 @@ def test_malloc_keep_reexecutes_the_script_with_the_kept_malloc_environment(monk
     for key, value in speed.KEPT_MALLOC_ENV.items():
         monkeypatch.setenv(key, value)
     assert speed.malloc_mode() == "keep"
+
+
+def test_scores_delta_compares_shared_rows_and_says_when_there_are_none():
+    def outputs(scores, queries, labels):
+        return {"scores": np.array([scores], np.float32), "query_index": np.array([queries]),
+                "labels": np.array([labels])}
+
+    ref = outputs([0.5, 0.4], [3, 7], [1, 1])
+    assert scores_delta(ref, outputs([0.45, 0.1], [3, 9], [1, 1])) == pytest.approx(0.05)
+    # the same query under another label is not the same row; no shared row: no figure, not 0
+    assert scores_delta(ref, outputs([0.5, 0.4], [3, 7], [2, 2])) is None
+    assert delta_text(None) == "no shared top-K row" and delta_text(0.05) == "5.0e-02"
