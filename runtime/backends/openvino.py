@@ -224,7 +224,10 @@ def static_shapes(entry: dict) -> dict[str, tuple[int, ...]]:
 class TwoStageOpenVINOBackend(StagedFeatures, OpenVINOBackend):
     """The frame and clip stages with OpenVINO, each frame's features computed once
     (``runtime.backends.two_stage.StagedFeatures``). Arguments of ``OpenVINOBackend`` plus
-    ``cache_frames``."""
+    ``cache_frames``. Both stages compile dynamic (stage entries carry no ``openvino_static``):
+    compiled static, openvino 2026.4.1 gave IFC's clip stage wrong masks (tiny and r50) and
+    its frame stage 3-8 % more speed (docs/notes/lab-notebook.md, "Static compiles under the
+    AP budget; IFC's static compile is wrong")."""
 
     name = "openvino-two-stage"
 
