@@ -103,7 +103,13 @@ class IFCModel(VISModel):
             pos = self.detr.backbone[1].masked(rows, cols).to(src.dtype)  # [B, h·w, C]
             key_bias = padding_bias(cell_mask(rows, cols), src.dtype)  # [B, h·w]
         hs, encoded = self.detr.transformer(tokens, pos, self.detr.query_embed.weight, b, key_bias)
-        encoded = encoded.transpose(1, 2).reshape(b * t, c, h, w)
+        # [B·T, h·w, C] -> [B·T, C, h, w]. The official code permutes, then reshapes
+        # (``src.permute(1,2,0).reshape(bs*t, c, h, w)``, projects/IFC/ifc/models/
+        # transformer.py:87); reshaping to [B·T, h, w, C] first and permuting gives the same
+        # tensor, and this order OpenVINO compiles right for a static shape: openvino 2026.4.1
+        # fused the Transpose -> Reshape -> Conv of the other order wrongly in IFC's static
+        # graphs (wrong masks; docs/notes/lab-notebook.md, "IFC's static compile").
+        encoded = encoded.reshape(b * t, h, w, c).permute(0, 3, 1, 2)
         head = self.detr.mask_head
         pixels = head.pixel_features(encoded, fpn1.flatten(0, 1), fpn2.flatten(0, 1))
         return self.detr.class_embed(hs), head.convert_to_weight(hs), hs, pixels
