@@ -20,8 +20,10 @@ one artifact, measured like the graph itself, by the calibration's own budget ch
 Only then does calibration record the shapes in the manifest entry (``manifest_fields``), and
 ``runtime.backends.openvino`` compiles them. The FP32 export gets the same record from
 ``check_fp32_static``, judged to FP32 rounding against its own dynamic compile: openvino
-2026.4.1 compiled IFC's graphs static into wrong masks (tiny mean error 2.2e-3, r50 0.24, the
-dynamic compile equal to onnxruntime to 2e-6), which that check refuses.
+2026.4.1 compiled IFC's FP32 graphs static into wrong masks (tiny mean error 2.2e-3, r50 0.24,
+the dynamic compile equal to onnxruntime to 2e-6) until the export changed the order of one
+reshape (models/ifc/model.py), which that check refused; IFC tiny's NNCF INT8 graph compiled
+static still gives NaN in one attention (AP 0.0), which the AP check refuses.
 """
 
 from __future__ import annotations

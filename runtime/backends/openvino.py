@@ -225,9 +225,9 @@ class TwoStageOpenVINOBackend(StagedFeatures, OpenVINOBackend):
     """The frame and clip stages with OpenVINO, each frame's features computed once
     (``runtime.backends.two_stage.StagedFeatures``). Arguments of ``OpenVINOBackend`` plus
     ``cache_frames``. Both stages compile dynamic (stage entries carry no ``openvino_static``):
-    compiled static, openvino 2026.4.1 gave IFC's clip stage wrong masks (tiny and r50) and
-    its frame stage 3-8 % more speed (docs/notes/lab-notebook.md, "Static compiles under the
-    AP budget; IFC's static compile is wrong")."""
+    compiled static, IFC's clip stage saved about 0.6 ms of a tiny window's 8.2 ms and nothing
+    at r50, its frame stage 3-8 % (openvino 2026.4.1; docs/notes/lab-notebook.md, "Static
+    compiles under the AP budget; IFC's static compile was wrong")."""
 
     name = "openvino-two-stage"
 
