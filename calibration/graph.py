@@ -6,6 +6,9 @@ The *module* of a node is the innermost module path (``roi_head.bbox_head.3``; `
 code in the top-level ``forward``), so the per-model keep-lists can name model parts
 ("normalisations", "the head's box geometry") without depending on generated node names, and
 sensitivity can be measured per block (the first ``depth`` components of the module path).
+A rule can also name what a node's output feeds (``feeds``): the attention logits are the
+MatMul whose output reaches a Softmax (through a bias Add or a scale Mul), which a module rule
+cannot tell from the projections in the same attention module.
 """
 
 from __future__ import annotations
@@ -21,14 +24,22 @@ SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 TOP_BLOCK = "<top>"  # code of the model's own forward (post-processing)
 
 
+# ops a node's output passes through on its way to what it "feeds" (NodeInfo.feeds)
+PASS_THROUGH_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Reshape", "Cast", "QuantizeLinear",
+                              "DequantizeLinear"})
+
+
 @dataclass(frozen=True)
 class NodeInfo:
-    """One node: ``name``, ``op_type`` and ``module`` (innermost module path, "" for top level,
-    None when the exporter left no scope metadata)."""
+    """One node: ``name``, ``op_type``, ``module`` (innermost module path, "" for top level,
+    None when the exporter left no scope metadata) and ``feeds``: the op types its output
+    reaches first once past element-wise arithmetic, reshapes and casts (``PASS_THROUGH_OPS``;
+    e.g. ``{"Softmax"}`` for attention logits)."""
 
     name: str
     op_type: str
     module: str | None
+    feeds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -42,20 +53,46 @@ class Selector:
     op_types: tuple[str, ...] = ()
     module: str | None = None
     why: str = ""
+    feeds: tuple[str, ...] = ()  # also: the node's output feeds one of these op types
 
     def matches(self, node: NodeInfo) -> bool:
         if not self.op_types and self.module is None:
             return False
         if self.op_types and node.op_type not in self.op_types:
             return False
+        if self.feeds and not node.feeds & set(self.feeds):
+            return False
         if self.module is not None:
             return node.module is not None and re.fullmatch(self.module, node.module) is not None
         return True
 
 
+def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            if name:
+                consumers[name].append(node)
+    return consumers
+
+
+def _feeds(node: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> frozenset[str]:
+    """Op types ``node``'s outputs reach first past ``PASS_THROUGH_OPS``."""
+    found, seen, todo = set(), set(), list(node.output)
+    while todo:
+        for user in consumers.get(todo.pop(), []):
+            if user.op_type not in PASS_THROUGH_OPS:
+                found.add(user.op_type)
+            elif id(user) not in seen:
+                seen.add(id(user))
+                todo.extend(user.output)
+    return frozenset(found)
+
+
 def node_infos(model: onnx.ModelProto) -> list[NodeInfo]:
     """NodeInfo of every top-level node, in graph order."""
     out = []
+    consumers = _consumers(model)
     for node in model.graph.node:
         scopes = next((p.value for p in node.metadata_props if p.key == SCOPES_KEY), None)
         module = None
@@ -66,7 +103,7 @@ def node_infos(model: onnx.ModelProto) -> list[NodeInfo]:
                 names = []
             modules = [s for s in names[:-1] if s]
             module = modules[-1] if modules else ""
-        out.append(NodeInfo(node.name, node.op_type, module))
+        out.append(NodeInfo(node.name, node.op_type, module, _feeds(node, consumers)))
     return out
 
 

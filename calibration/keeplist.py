@@ -10,8 +10,9 @@ Schema (``format: visdeploy.precision/1``)::
               "exclude": [{"name": "box_geometry", "module": "^roi_head\\\\..*_head\\\\.\\\\d+$",
                            "why": "..."}]}}
 
-A group or exclude rule selects nodes by ``op_types`` and/or a ``module`` regex (see
-``calibration.graph.Selector``). FP16 groups with ``keep_fp32: false`` were measured and found
+A group or exclude rule selects nodes by ``op_types`` and/or a ``module`` regex, optionally
+narrowed by ``feeds`` (op types the node's output reaches, e.g. ``["Softmax"]`` for attention
+logits; see ``calibration.graph.Selector``). FP16 groups with ``keep_fp32: false`` were measured and found
 harmless; they stay listed so the sensitivity run re-measures them.
 """
 
@@ -70,7 +71,10 @@ def _selector(raw: dict, where: str) -> Selector:
         raise KeepListError(f"{where}.{raw['name']}: module must be a regex string")
     if not op_types and module is None:
         raise KeepListError(f"{where}.{raw['name']}: give op_types and/or module")
-    return Selector(raw["name"], tuple(op_types), module, raw.get("why", ""))
+    feeds = raw.get("feeds", [])
+    if not isinstance(feeds, list) or not all(isinstance(o, str) for o in feeds):
+        raise KeepListError(f"{where}.{raw['name']}: feeds must be a list of op names")
+    return Selector(raw["name"], tuple(op_types), module, raw.get("why", ""), tuple(feeds))
 
 
 def parse_keep_list(data: dict, path: Path) -> KeepList:
