@@ -46,6 +46,52 @@ def test_node_infos_blocks_and_selectors():
         exact_name_regex({"a.b"}), "axb")
 
 
+def _attention_model() -> onnx.ModelProto:
+    """x -> q = x·Wq, k = x·Wk -> logits = q·k^T * scale + bias -> Softmax -> ·x -> y."""
+    h = onnx.helper
+    rng = np.random.default_rng(3)
+    inits = [onnx.numpy_helper.from_array(rng.normal(size=(4, 4)).astype(np.float32), n)
+             for n in ("wq", "wk")]
+    inits += [onnx.numpy_helper.from_array(np.float32([0.5]), "scale"),
+              onnx.numpy_helper.from_array(np.zeros(3, np.float32), "bias")]
+    nodes = [h.make_node("MatMul", ["x", "wq"], ["q"], name="q_proj"),
+             h.make_node("MatMul", ["x", "wk"], ["k"], name="k_proj"),
+             h.make_node("Transpose", ["k"], ["kt"], perm=[1, 0], name="kt"),
+             h.make_node("MatMul", ["q", "kt"], ["qk"], name="logits"),
+             h.make_node("Mul", ["qk", "scale"], ["scaled"], name="scale"),
+             h.make_node("Add", ["scaled", "bias"], ["biased"], name="bias"),
+             h.make_node("Softmax", ["biased"], ["p"], axis=-1, name="softmax"),
+             h.make_node("MatMul", ["p", "x"], ["y"], name="pv")]
+    graph = h.make_graph(nodes, "a", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                               [3, 4])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [3, 4])], inits)
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 18)])
+
+
+def test_feeds_tells_attention_logits_from_projections():
+    infos = node_infos(_attention_model())
+    feeds = {i.name: i.feeds for i in infos}
+    assert feeds["logits"] == {"Softmax"}  # through the scale Mul and the bias Add
+    assert feeds["q_proj"] == {"MatMul"} and feeds["k_proj"] == {"Transpose"}
+    assert feeds["pv"] == frozenset()  # a graph output
+    logits = Selector("attention_logits", op_types=("MatMul",), feeds=("Softmax",))
+    assert select(infos, [logits]) == {"attention_logits": {"logits"}}
+
+
+@pytest.mark.parametrize("name, options", [("ifc", {"two_stage": True}), ("vistr", {})])
+def test_keep_lists_keep_exactly_the_attention_logits_out_of_int8(tiny_exports, name, options):
+    """One logits MatMul per attention of the transformer; its Q/K/V and output projections
+    (MatMuls of the same attention module) stay INT8 candidates."""
+    infos = node_infos(onnx.load(str(tiny_exports(name, **options).onnx_path)))
+    rule = next(s for s in load_keep_list(name).int8_exclude if s.name == "attention_logits")
+    chosen = select(infos, [rule])["attention_logits"]
+    attention = [i for i in infos if i.module and i.module.endswith("_attn")]
+    assert len(chosen) == sum(i.op_type == "Softmax" for i in attention) >= 6
+    assert {i.op_type for i in infos if i.name in chosen} == {"MatMul"}
+    others = [i for i in attention if i.op_type == "MatMul" and i.name not in chosen]
+    assert len(others) >= 2 * len(chosen)  # projections and softmax x V are not touched
+
+
 def test_keep_quantized_removes_qdq_exactly():
     fp32 = mlp_model()
     q = qdq_by_hand(fp32)
@@ -121,11 +167,15 @@ def test_linear_cleanup_matches_modelopt_rule():
 def test_keep_list_validation(tmp_path):
     good = {"format": "visdeploy.precision/1", "fp16": {"groups": []}, "int8": {}}
     assert parse_keep_list(good, tmp_path / "k.json").int8_op_types
+    logits = {"name": "l", "op_types": ["MatMul"], "feeds": ["Softmax"]}
+    parsed = parse_keep_list({**good, "int8": {"exclude": [logits]}}, tmp_path / "k.json")
+    assert parsed.int8_exclude[0].feeds == ("Softmax",)
     bad_rules = [
         {**good, "format": "x"},
         {**good, "fp16": {"groups": [{"name": "g", "op_types": ["Softmax"]}]}},  # no keep_fp32
         {**good, "int8": {"exclude": [{"name": "e"}]}},  # selects nothing
         {**good, "int8": {"quantize_op_types": ["Add"]}},
+        {**good, "int8": {"exclude": [{"name": "e", "op_types": ["MatMul"], "feeds": "Softmax"}]}},
     ]
     for data in bad_rules:
         with pytest.raises(KeepListError):
