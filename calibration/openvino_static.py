@@ -22,8 +22,9 @@ Only then does calibration record the shapes in the manifest entry (``manifest_f
 ``check_fp32_static``, judged to FP32 rounding against its own dynamic compile: openvino
 2026.4.1 compiled IFC's FP32 graphs static into wrong masks (tiny mean error 2.2e-3, r50 0.24,
 the dynamic compile equal to onnxruntime to 2e-6) until the export changed the order of one
-reshape (models/ifc/model.py), which that check refused; IFC tiny's NNCF INT8 graph compiled
-static still gives NaN in one attention (AP 0.0), which the AP check refuses.
+reshape (models/ifc/model.py), which that check refused. IFC tiny's and VisTR tiny's NNCF INT8
+graphs compiled static went wrong in an attention (NaN, AP 0.0; parity loss 16.9) until their
+keep-lists kept the attention logits FP32 (``attention_logits`` in models/*/precision.json).
 """
 
 from __future__ import annotations
