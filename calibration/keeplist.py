@@ -12,8 +12,8 @@ Schema (``format: visdeploy.precision/1``)::
 
 A group or exclude rule selects nodes by ``op_types`` and/or a ``module`` regex, optionally
 narrowed by ``feeds`` (op types the node's output reaches, e.g. ``["Softmax"]`` for attention
-logits; see ``calibration.graph.Selector``). FP16 groups with ``keep_fp32: false`` were measured and found
-harmless; they stay listed so the sensitivity run re-measures them.
+logits; see ``calibration.graph.Selector``). FP16 groups with ``keep_fp32: false`` were
+measured and found harmless; they stay listed so the sensitivity run re-measures them.
 """
 
 from __future__ import annotations
