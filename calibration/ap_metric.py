@@ -38,6 +38,9 @@ class YtvisApMetric:
             INT8 graph's AP differs between them (their INT8 kernels differ).
     """
 
+    # it can measure a graph compiled for a static window shape (MetricCheck asks; OpenVINO)
+    measures_static_shapes = True
+
     def __init__(self, dataset: str | Path, artifacts: str | Path, *,
                  max_videos: int | None = None, threads: int = 0,
                  tracker: str = "default", backend: str = "onnxruntime") -> None:
@@ -48,9 +51,6 @@ class YtvisApMetric:
         gt = json.loads(self.paths.annotations.read_text(encoding="utf-8"))
         self.videos = gt["videos"][:max_videos] if max_videos else gt["videos"]
         self.threads, self.tracker, self.backend = threads, tracker, backend
-
-    # this metric can measure a graph compiled for a static window shape (MetricCheck asks)
-    measures_static_shapes = True
 
     def _staged(self, onnx_path: Path, folder: Path, static_shapes: dict | None) -> Path:
         """An artifact folder whose manifest lists ``onnx_path`` as its only (fp32-slot) graph,
