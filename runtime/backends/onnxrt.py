@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from runtime.backends.base import OUTPUT_NAMES, Backend, contract_outputs, engine_feeds
+from runtime.backends.cpu_forms import log_cpu_export_form_advice
 from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
 from runtime.manifest import CONTENT_HW, FRAMES, Manifest
 
@@ -95,6 +96,8 @@ def open_session(manifest: Manifest, entry: dict, *, device: str = "auto",
         raise ArtifactError(f"onnxruntime cannot load {path}: {err}; the file is corrupt or "
                             "was written by an incompatible exporter: re-export it") from err
     log.info("Session ready in %.2f s on %s", time.perf_counter() - start, session.get_providers()[0])
+    if session.get_providers()[0] == "CPUExecutionProvider":
+        log_cpu_export_form_advice(manifest)
     return session
 
 

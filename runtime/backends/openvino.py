@@ -39,6 +39,7 @@ import logging
 import numpy as np
 
 from runtime.backends.base import OUTPUT_NAMES, Backend, engine_feeds
+from runtime.backends.cpu_forms import log_cpu_export_form_advice
 from runtime.backends.onnxrt import check_session_io
 from runtime.backends.openvino_cache import compile_entry
 from runtime.backends.two_stage import StagedFeatures
@@ -171,6 +172,7 @@ class OpenVINOBackend(Backend):
         check_session_io(self.manifest, [(entry, io)])
         self.input_names = [p.name for p in io.get_inputs()]
         self.request = self.compiled.create_infer_request()
+        log_cpu_export_form_advice(self.manifest)
         if shapes:
             log.info("OpenVINO runs %s compiled for %s (checked by its calibration); windows of "
                      "other shapes run a dynamic compile", entry["file"], shapes)

@@ -4,9 +4,11 @@ Compiling an ONNX graph for the CPU (reading it, converting it, choosing kernels
 than loading a compiled blob. ``compile_entry`` stores ``CompiledModel.export_model()`` under
 ``<artifacts>/openvino_cache/`` and imports it on the next activation. A blob is reused only
 for the same OpenVINO version, the same ONNX file (its manifest sha256, verified before use), the
-same compile configuration and the same input shapes (dynamic, or the static window shape the
-artifact's calibration checked, ``runtime.backends.openvino``); anything else compiles anew and
-replaces the stale blobs of that file. Each blob has a JSON sidecar with its key and its own sha256, so a truncated or altered
+same compile configuration, the same input shapes (dynamic, or the static window shape the
+artifact's calibration checked, ``runtime.backends.openvino``) and the same CPU instruction sets
+(``cpu_isa_fingerprint``); anything else compiles anew. Blobs of another ONNX file or OpenVINO
+version are removed; blobs of other settings, shapes or CPUs stay, so machines with different
+CPUs that share an artifact directory each keep their own. Each blob has a JSON sidecar with its key and its own sha256, so a truncated or altered
 blob is detected and recompiled instead of being deserialised.
 
 A read-only artifact directory only costs speed: the model is compiled every time, with a
@@ -19,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import re
 import time
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ class CacheKey:
     openvino: str  # openvino.__version__
     config: tuple[tuple[str, str], ...]  # sorted compile properties
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # static input shapes; () = dynamic
+    cpu: str = ""  # cpu_isa_fingerprint()
 
     @property
     def stem(self) -> str:
@@ -50,19 +54,57 @@ class CacheKey:
         stem = f"{Path(self.file).stem}.ov{version}.{self.onnx_sha256[:16]}.{config}"
         if self.shapes:
             stem += ".static" + hashlib.sha256(repr(self.shapes).encode()).hexdigest()[:8]
-        return stem
+        return stem + ".cpu" + hashlib.sha256(self.cpu.encode()).hexdigest()[:8]
 
     def as_dict(self) -> dict:
         return {"file": self.file, "onnx_sha256": self.onnx_sha256, "openvino": self.openvino,
                 "config": dict(self.config),
-                "shapes": {name: list(shape) for name, shape in self.shapes}}
+                "shapes": {name: list(shape) for name, shape in self.shapes}, "cpu": self.cpu}
 
 
 def cache_key(entry: dict, openvino_version: str, config: dict,
-              shapes: dict[str, list[int]] | None = None) -> CacheKey:
+              shapes: dict[str, list[int]] | None = None, cpu: str | None = None) -> CacheKey:
+    """The key of ``entry`` compiled with ``config`` for ``shapes`` on ``cpu`` (default: this
+    machine's ``cpu_isa_fingerprint()``)."""
     return CacheKey(entry["file"], entry["sha256"], openvino_version,
                     tuple(sorted((k, str(v)) for k, v in config.items())),
-                    tuple(sorted((k, tuple(int(d) for d in v)) for k, v in (shapes or {}).items())))
+                    tuple(sorted((k, tuple(int(d) for d in v)) for k, v in (shapes or {}).items())),
+                    cpu_isa_fingerprint() if cpu is None else cpu)
+
+
+# oneDNN's instruction-set cap: OpenVINO's CPU plugin honours it, and a blob compiled under one
+# cap is refused under a lower one (openvino 2026.4.1: "Cannot import compiled blob: it was built
+# for a different runtime configuration (OpenVINO version/isa mismatch)", measured with
+# ONEDNN_MAX_CPU_ISA=AVX2 on an AMX Xeon; docs/notes/lab-notebook.md).
+ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# /proc/cpuinfo flags that name the vector and matrix instruction sets OpenVINO picks kernels by
+# (SSE4.x, AVX, AVX2, AVX-512 and its VNNI/BF16/FP16 parts, AVX-VNNI, AVX10, AMX, FMA, F16C)
+ISA_FLAG = re.compile(r"^(sse4|avx|amx|fma|f16c)")
+
+
+def cpu_isa_fingerprint(cpuinfo: str | None = None, environ: dict | None = None) -> str:
+    """What OpenVINO's compiled kernels depend on about this CPU, as text: the instruction-set
+    flags of ``/proc/cpuinfo`` (``cpuinfo``: its text; elsewhere the processor name Python
+    reports) and an instruction-set cap set in the environment (``environ``, default
+    ``os.environ``).
+
+    OpenVINO writes the instruction set a blob was compiled for into it and refuses it on a CPU
+    without that set, so one artifact directory shared by machines with different CPUs (a
+    network share, an image built elsewhere) would otherwise have each machine discard the
+    others' blob and compile again at every start.
+    """
+    environ = os.environ if environ is None else environ
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                  if line.startswith("flags") and ":" in line), None)
+    cpu = (" ".join(sorted(f for f in flags if ISA_FLAG.match(f))) if flags is not None
+           else f"{platform.machine()} {platform.processor()}".strip())
+    caps = [f"{name}={environ[name]}" for name in ISA_CAP_VARIABLES if environ.get(name)]
+    return "; ".join([cpu, *caps])
 
 
 def read_model(core, path: Path, shapes: dict[str, list[int]] | None = None):
@@ -199,14 +241,16 @@ def _store_blob(compiled, blob: Path, sidecar: Path, key: CacheKey) -> bool:
 
 
 def _prune(directory: Path, key: CacheKey) -> None:
-    """Remove blobs of ``key.file`` built from another ONNX file or another OpenVINO version."""
+    """Remove blobs of ``key.file`` built from another ONNX file or another OpenVINO version, or
+    keyed in an older format (whose names the current keys never reach)."""
+    fields = set(key.as_dict())
     for sidecar in directory.glob("*.json"):
         try:
             old = json.loads(sidecar.read_text())["key"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if old.get("file") == key.file and (old.get("onnx_sha256"), old.get("openvino")) != (
-                key.onnx_sha256, key.openvino):
+        if old.get("file") == key.file and (set(old) != fields or (
+                old.get("onnx_sha256"), old.get("openvino")) != (key.onnx_sha256, key.openvino)):
             _remove(sidecar.with_suffix(".blob"), sidecar)
 
 

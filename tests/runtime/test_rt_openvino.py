@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.abc
 import json
 import logging
+import os
+import platform
 import re
 import shutil
 import subprocess
@@ -29,7 +31,12 @@ from runtime.backends import (
 )
 from runtime.backends.auto import Choice, Environment, choose_backend, tensorrt_plan_fits
 from runtime.backends.openvino import compile_config, openvino_installed
-from runtime.backends.openvino_cache import CACHE_DIR
+from runtime.backends.openvino_cache import (
+    CACHE_DIR,
+    ISA_CAP_VARIABLES,
+    cache_key,
+    cpu_isa_fingerprint,
+)
 from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
 from runtime.manifest import load_manifest, sha256_file
 from runtime.stream import main
@@ -157,6 +164,67 @@ def test_a_sidecar_from_an_older_key_format_is_replaced_quietly(art, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     with OpenVINOBackend(manifest) as backend:
         assert backend.cache_status == ["cache"]
+
+
+def test_the_cpu_fingerprint_is_the_instruction_sets_and_the_isa_cap():
+    cpuinfo = ("processor\t: 0\nflags\t\t: fpu sse4_2 avx2 fma hypervisor avx512f amx_tile\n"
+               "processor\t: 1\nflags\t\t: fpu sse4_2 avx2 fma hypervisor avx512f amx_tile\n")
+    assert cpu_isa_fingerprint(cpuinfo, {}) == "amx_tile avx2 avx512f fma sse4_2"
+    capped = cpu_isa_fingerprint(cpuinfo, {"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert capped == "amx_tile avx2 avx512f fma sse4_2; ONEDNN_MAX_CPU_ISA=AVX2"
+    assert cpu_isa_fingerprint("flags : fpu sse4_2 avx2 fma\n", {}) == "avx2 fma sse4_2"
+    assert cpu_isa_fingerprint("", {})  # no /proc/cpuinfo (macOS, Windows): the processor name
+    entry = {"file": "model.onnx", "sha256": "0" * 64}
+    stems = {cache_key(entry, "2026.4.1", {}, cpu=cpu).stem for cpu in ("avx2 fma", "amx avx2 fma")}
+    assert len(stems) == 2
+
+
+def _activate_in_a_process(art, environ):
+    """cache_status of an OpenVINO backend activated on ``art`` in a fresh interpreter."""
+    code = ("import sys; from runtime.backends import OpenVINOBackend; from runtime.manifest "
+            "import load_manifest\nwith OpenVINOBackend(load_manifest(sys.argv[1])) as b: "
+            "print(b.cache_status[0])")
+    run = subprocess.run([sys.executable, "-c", code, str(art)], capture_output=True, text=True,
+                         cwd=REPO, env=environ, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="ONEDNN_MAX_CPU_ISA caps x86 instruction sets only")
+def test_machines_with_other_cpus_keep_their_own_blobs(art, caplog):
+    """OpenVINO refuses a blob compiled for another instruction set (measured both ways, AMX vs
+    AVX2). A CPU limited to SSE4.1 (oneDNN's cap, which OpenVINO honours) stands in for a second
+    machine sharing the artifact directory: each keeps its blob instead of replacing the
+    other's at every start."""
+    environ = {k: v for k, v in os.environ.items() if k not in ISA_CAP_VARIABLES}
+    sse41 = {**environ, "ONEDNN_MAX_CPU_ISA": "SSE41"}
+    assert _activate_in_a_process(art, sse41) == "compiled"
+    assert _activate_in_a_process(art, environ) == "compiled"
+    assert len(_blobs(art)) == 2
+    with caplog.at_level(logging.WARNING, "runtime.backends"):
+        assert _activate_in_a_process(art, sse41) == "cache"
+        assert _activate_in_a_process(art, environ) == "cache"
+    assert len(_blobs(art)) == 2
+
+
+def test_blobs_keyed_before_the_cpu_was_in_the_key_are_removed(art):
+    """A blob an older visdeploy stored without the CPU in its key is never looked up again; the
+    next compile removes it."""
+    manifest = load_manifest(art)
+    with OpenVINOBackend(manifest):
+        pass
+    [sidecar] = (art / CACHE_DIR).glob("*.json")
+    meta = json.loads(sidecar.read_text())
+    del meta["key"]["cpu"]
+    old = sidecar.with_name("model.ov2026.old.json")
+    old.write_text(json.dumps(meta))
+    sidecar.with_suffix(".blob").rename(old.with_suffix(".blob"))
+    sidecar.unlink()
+    with OpenVINOBackend(manifest) as backend:
+        assert backend.cache_status == ["compiled"]
+    assert not old.exists() and not old.with_suffix(".blob").exists()
+    assert len(_blobs(art)) == 1
 
 
 def test_an_unwritable_cache_only_costs_speed(art, caplog):
