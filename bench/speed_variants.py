@@ -121,7 +121,7 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
     from calibration.graph import select
     from calibration.nncf_int8 import quantize_nncf
     from calibration.openvino_static import manifest_fields
-    from calibration.report import onnx_entry, update_manifest
+    from calibration.report import check_record, checked_on, onnx_entry, update_manifest
 
     target = prepared.directory.with_name(prepared.directory.name + "-nncf")
     manifest = load_manifest(prepared.directory)
@@ -149,7 +149,8 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
             prepared.int8_checks["nncf"]["openvino_static"] = static
         update_manifest(target, onnx_entry(target, "model.int8.onnx", precision="int8",
                                            calibration=dict(result.as_dict(), **{
-                                               "final": prepared.int8_checks["nncf"]}),
+                                               "final": prepared.int8_checks["nncf"]},
+                                               **checked_on(check_record(job.check))),
                                            **manifest_fields(static)))
     prepared.nncf_directory = target
     entry = load_manifest(target).artifact("onnx", "int8")

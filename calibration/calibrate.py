@@ -35,7 +35,13 @@ from calibration.openvino_static import (
 )
 from calibration.parity import ParityBudget
 from calibration.qdq import keep_quantized, qdq_counts, quantized_nodes
-from calibration.report import manifest_summary, onnx_entry, update_manifest, write_report
+from calibration.report import (
+    check_record,
+    manifest_summary,
+    onnx_entry,
+    update_manifest,
+    write_report,
+)
 from calibration.runtime_check import openvino_runtime_check
 from calibration.sensitivity import block_sensitivity, fallback, fp16_group_sensitivity
 from runtime.manifest import Manifest, load_manifest
@@ -333,7 +339,7 @@ def check_fp32_static(directory: str | Path, data, options: CalibrationOptions) 
              if k != "openvino_static"}
     update_manifest(directory, {**entry, **manifest_fields(static)})
     section = {"tool": "none (the FP32 export)", "data": job.calib.summary(),
-               "held_out_windows": len(job.held), "check": job.check.describe(),
+               "held_out_windows": len(job.held), "check": check_record(job.check),
                "openvino_static": static, "final": static}
     if "skipped" not in static:
         section["runtime_check"] = _runtime_smoke(directory, "fp32", job)
@@ -370,7 +376,7 @@ def calibrate_artifacts(directory: str | Path, *, precision: str, data,
     log.info("Converting %s to %s ...", job.fp32_path.name, precision)
     section = _run_fp16(job, dst) if precision == "fp16" else _run_int8(job, dst)
     section.update(data=job.calib.summary(), held_out_windows=len(job.held),
-                   keep_list=str(job.keep.path), check=job.check.describe())
+                   keep_list=str(job.keep.path), check=check_record(job.check))
     other = _other_t_parity(job, dst)
     if other:
         section["final_other_T"] = other

@@ -17,6 +17,7 @@ from pathlib import Path
 import onnx
 
 from plugins import plugins_of_onnx
+from runtime.backends.cpu_isa import int8_kernel_family
 from runtime.manifest import load_manifest, sha256_file, write_manifest
 
 REPORT_NAME = "calibration_report.json"
@@ -70,6 +71,25 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} to the calibration report")
 
 
+def check_record(check) -> dict:
+    """``check.describe()`` (a ``ParityCheck`` or ``MetricCheck``) and, when the check ran its
+    graphs on OpenVINO, the INT8 kernel family of this CPU (``cpu``): OpenVINO's INT8 results
+    differ between families, so the budget holds for the family it was measured with
+    (runtime.backends.cpu_isa)."""
+    described = check.describe()
+    if described.get("backend") == "openvino":
+        described["cpu"] = int8_kernel_family()
+    return described
+
+
+def checked_on(check: dict) -> dict:
+    """The manifest's record of where a budget was measured, from a ``check_record``:
+    ``check_backend`` (onnxruntime, openvino; None for a metric that does not say) and
+    ``check_cpu`` (OpenVINO's INT8 kernel family), which the OpenVINO backend compares with
+    the CPU it runs on."""
+    return {"check_backend": check.get("backend"), "check_cpu": check.get("cpu")}
+
+
 def manifest_summary(section: dict) -> dict:
     """The short ``calibration`` block of the manifest entry."""
     final = section.get("final", {})
@@ -78,6 +98,7 @@ def manifest_summary(section: dict) -> dict:
         "data": section.get("data", {}).get("source"),
         "windows": section.get("data", {}).get("windows"),
         "check": section.get("check", {}).get("kind"),
+        **checked_on(section.get("check", {})),
         "value": final.get("value"),
         "within_budget": final.get("within_budget"),
         "report": REPORT_NAME,

@@ -40,6 +40,7 @@ import numpy as np
 
 from runtime.backends.base import OUTPUT_NAMES, Backend, engine_feeds
 from runtime.backends.cpu_forms import log_cpu_export_form_advice
+from runtime.backends.cpu_isa import int8_check_warning, int8_kernel_family
 from runtime.backends.onnxrt import check_session_io
 from runtime.backends.openvino_cache import compile_entry
 from runtime.backends.two_stage import StagedFeatures
@@ -173,6 +174,7 @@ class OpenVINOBackend(Backend):
         self.input_names = [p.name for p in io.get_inputs()]
         self.request = self.compiled.create_infer_request()
         log_cpu_export_form_advice(self.manifest)
+        warn_about_int8_check(self.precision, entry)
         if shapes:
             log.info("OpenVINO runs %s compiled for %s (checked by its calibration); windows of "
                      "other shapes run a dynamic compile", entry["file"], shapes)
@@ -215,6 +217,19 @@ class OpenVINOBackend(Backend):
         self.request = self.compiled = self.core = self.dynamic = None
 
 
+def warn_about_int8_check(precision: str, *entries: dict) -> None:
+    """Warn once when an INT8 graph's recorded budget was measured on another runtime or with
+    another INT8 kernel family than this CPU's (``runtime.backends.cpu_isa``)."""
+    if precision != "int8":
+        return
+    family = int8_kernel_family()
+    for entry in entries:
+        warning = int8_check_warning(entry.get("calibration") or {}, family)
+        if warning:
+            log.warning("%s: %s", entry["file"], warning)
+            return
+
+
 def static_shapes(entry: dict) -> dict[str, tuple[int, ...]]:
     """Input name -> static shape the manifest ``entry`` was checked for with OpenVINO (its
     ``openvino_static`` record, written by calibration only when the static compile held the
@@ -249,6 +264,7 @@ class TwoStageOpenVINOBackend(StagedFeatures, OpenVINOBackend):
         self.link_stages([p.name for p in clip_io.get_inputs()])
         self.frame_request = self.frame_model.create_infer_request()
         self.clip_request = self.clip_model.create_infer_request()
+        warn_about_int8_check(self.precision, frame_entry, clip_entry)
 
     def run_frame_stage(self, frames: np.ndarray) -> list[np.ndarray]:
         return run_compiled(self.frame_request, self.frame_model, self.feature_names,

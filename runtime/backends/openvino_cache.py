@@ -21,12 +21,12 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.backends.cpu_isa import cpu_isa_fingerprint
 from runtime.errors import ArtifactError
 from runtime.manifest import Manifest, sha256_file
 
@@ -70,41 +70,6 @@ def cache_key(entry: dict, openvino_version: str, config: dict,
                     tuple(sorted((k, str(v)) for k, v in config.items())),
                     tuple(sorted((k, tuple(int(d) for d in v)) for k, v in (shapes or {}).items())),
                     cpu_isa_fingerprint() if cpu is None else cpu)
-
-
-# oneDNN's instruction-set cap: OpenVINO's CPU plugin honours it, and a blob compiled under one
-# cap is refused under a lower one (openvino 2026.4.1: "Cannot import compiled blob: it was built
-# for a different runtime configuration (OpenVINO version/isa mismatch)", measured with
-# ONEDNN_MAX_CPU_ISA=AVX2 on an AMX Xeon; docs/notes/lab-notebook.md).
-ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
-# /proc/cpuinfo flags that name the vector and matrix instruction sets OpenVINO picks kernels by
-# (SSE4.x, AVX, AVX2, AVX-512 and its VNNI/BF16/FP16 parts, AVX-VNNI, AVX10, AMX, FMA, F16C)
-ISA_FLAG = re.compile(r"^(sse4|avx|amx|fma|f16c)")
-
-
-def cpu_isa_fingerprint(cpuinfo: str | None = None, environ: dict | None = None) -> str:
-    """What OpenVINO's compiled kernels depend on about this CPU, as text: the instruction-set
-    flags of ``/proc/cpuinfo`` (``cpuinfo``: its text; elsewhere the processor name Python
-    reports) and an instruction-set cap set in the environment (``environ``, default
-    ``os.environ``).
-
-    OpenVINO writes the instruction set a blob was compiled for into it and refuses it on a CPU
-    without that set, so one artifact directory shared by machines with different CPUs (a
-    network share, an image built elsewhere) would otherwise have each machine discard the
-    others' blob and compile again at every start.
-    """
-    environ = os.environ if environ is None else environ
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = ""
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
-                  if line.startswith("flags") and ":" in line), None)
-    cpu = (" ".join(sorted(f for f in flags if ISA_FLAG.match(f))) if flags is not None
-           else f"{platform.machine()} {platform.processor()}".strip())
-    caps = [f"{name}={environ[name]}" for name in ISA_CAP_VARIABLES if environ.get(name)]
-    return "; ".join([cpu, *caps])
 
 
 def read_model(core, path: Path, shapes: dict[str, list[int]] | None = None):

@@ -79,6 +79,12 @@ def test_a_static_compile_within_budget_is_recorded_and_run_by_the_runtime(
     # the static compile measured like the dynamic one: the same windows, budget and form
     assert static["as_checked"]["windows"] == section["final"]["windows"]
     assert _entry(art)["openvino_static"] == manifest_record(static)
+    # where the budget was measured: OpenVINO, with this CPU's INT8 kernel family
+    from runtime.backends.cpu_isa import int8_kernel_family
+
+    assert section["check"]["cpu"] == int8_kernel_family()
+    recorded = _entry(art)["calibration"]
+    assert (recorded["check_backend"], recorded["check_cpu"]) == ("openvino", int8_kernel_family())
     from visdeploy.info import describe
 
     assert f"OpenVINO static shape frames [1, 5, {h}, {w}, 3]" in describe(art)[0]

@@ -30,13 +30,9 @@ from runtime.backends import (
     open_backend,
 )
 from runtime.backends.auto import Choice, Environment, choose_backend, tensorrt_plan_fits
+from runtime.backends.cpu_isa import ISA_CAP_VARIABLES, cpu_isa_fingerprint
 from runtime.backends.openvino import compile_config, openvino_installed
-from runtime.backends.openvino_cache import (
-    CACHE_DIR,
-    ISA_CAP_VARIABLES,
-    cache_key,
-    cpu_isa_fingerprint,
-)
+from runtime.backends.openvino_cache import CACHE_DIR, cache_key
 from runtime.errors import ArtifactError, BackendUnavailableError, ConfigError
 from runtime.manifest import load_manifest, sha256_file
 from runtime.stream import main
