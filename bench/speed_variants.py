@@ -121,7 +121,7 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
     from calibration.graph import select
     from calibration.nncf_int8 import quantize_nncf
     from calibration.openvino_static import manifest_fields
-    from calibration.report import check_record, checked_on, onnx_entry, update_manifest
+    from calibration.report import onnx_entry, update_manifest
 
     target = prepared.directory.with_name(prepared.directory.name + "-nncf")
     manifest = load_manifest(prepared.directory)
@@ -148,13 +148,24 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
         if static:
             prepared.int8_checks["nncf"]["openvino_static"] = static
         update_manifest(target, onnx_entry(target, "model.int8.onnx", precision="int8",
-                                           calibration=dict(result.as_dict(), **{
-                                               "final": prepared.int8_checks["nncf"]},
-                                               **checked_on(check_record(job.check))),
+                                           calibration=nncf_record(result, job.check,
+                                                                   prepared.int8_checks["nncf"]),
                                            **manifest_fields(static)))
     prepared.nncf_directory = target
     entry = load_manifest(target).artifact("onnx", "int8")
     prepared.int8_checks.setdefault("nncf", entry["calibration"].get("final", {}))
+
+
+def nncf_record(result, check, final: dict) -> dict:
+    """The manifest entry's ``calibration`` record of NNCF's graph: the fields
+    ``calibration.report.manifest_summary`` gives calibration's own graphs (tool, check, value,
+    verdict, where it was measured) with NNCF's settings and the final measurement."""
+    from calibration.report import check_record, checked_on
+
+    described = check_record(check)
+    return {"tool": "nncf", **result.as_dict(), "check": described.get("kind"),
+            **checked_on(described), "value": final.get("value"),
+            "within_budget": final.get("within_budget"), "final": final}
 
 
 def _has_int8(directory: Path) -> bool:

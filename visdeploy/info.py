@@ -43,7 +43,7 @@ def _notes(entry: dict) -> str:
         verdict = "within" if calibration.get("within_budget") else "OVER"
         notes.append(f"calibrated: {calibration.get('tool', '?')} {calibration.get('method', '')}"
                      f", {calibration.get('check', '?')} {calibration.get('value', '?')} "
-                     f"({verdict} budget)".replace("  ", " "))
+                     f"({verdict} budget{_measured_where(calibration)})".replace("  ", " "))
     static = entry.get("openvino_static")
     if static:  # the one window shape OpenVINO compiles statically (docs/runtime.md)
         frames = static.get("inputs", {}).get("frames", "?")
@@ -54,6 +54,16 @@ def _notes(entry: dict) -> str:
         notes.append(f"TensorRT {entry.get('tensorrt', '?')}, sm{entry.get('compute_capability', '?')}"
                      f", {entry.get('gpu', '?')}")
     return "; ".join(notes) or "-"
+
+
+def _measured_where(calibration: dict) -> str:
+    """`` on openvino (AMX kernels)`` from the record's ``check_backend`` / ``check_cpu``: an
+    INT8 budget holds for the runtime and INT8 kernel family it was measured with."""
+    backend = calibration.get("check_backend")
+    if not backend:
+        return ""
+    cpu = calibration.get("check_cpu")
+    return f" on {backend}" + (f" ({cpu} kernels)" if cpu else "")
 
 
 def parity_line(parity: dict) -> str:

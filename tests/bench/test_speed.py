@@ -22,6 +22,7 @@ from speed_variants import (  # noqa: E402
     delta_text,
     export_dir,
     export_forms,
+    nncf_record,
     scores_delta,
 )
 
@@ -139,3 +140,20 @@ def test_scores_delta_compares_shared_rows_and_says_when_there_are_none():
     # the same query under another label is not the same row; no shared row: no figure, not 0
     assert scores_delta(ref, outputs([0.5, 0.4], [3, 7], [2, 2])) is None
     assert delta_text(None) == "no shared top-K row" and delta_text(0.05) == "5.0e-02"
+
+
+def test_the_nncf_record_has_calibrations_fields_and_where_it_was_measured():
+    from types import SimpleNamespace
+
+    from calibration.int8 import Int8Result
+    from runtime.backends.cpu_isa import int8_kernel_family
+
+    check = SimpleNamespace(describe=lambda: {"kind": "metric", "metric": "AP",
+                                              "backend": "openvino"})
+    final = {"value": -0.27, "within_budget": True, "measured_on": "openvino"}
+    record = nncf_record(Int8Result(Path("model.int8.onnx"), "nncf", "nncf-performance", 16, 12.9),
+                         check, final)
+    assert record["tool"] == "nncf" and record["method"] == "nncf-performance"
+    assert (record["check"], record["value"], record["within_budget"]) == ("metric", -0.27, True)
+    assert record["check_backend"] == "openvino" and record["check_cpu"] == int8_kernel_family()
+    assert record["final"] == final

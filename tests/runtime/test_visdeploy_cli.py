@@ -124,3 +124,19 @@ def test_export_in_a_runtime_only_install_names_the_extra(command):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "needs the 'export' extra" in proc.stderr and "visdeploy[export]" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_info_says_where_an_int8_budget_was_measured(contract_artifacts, tmp_path, capsys):
+    import json
+    import shutil
+
+    copy = shutil.copytree(contract_artifacts, tmp_path / "copy",
+                           ignore=shutil.ignore_patterns("openvino_cache"))
+    data = json.loads((copy / "manifest.json").read_text())
+    calibration = {"tool": "nncf", "method": "nncf-performance", "check": "metric", "value": 0.2,
+                   "within_budget": True, "check_backend": "openvino", "check_cpu": "AVX2"}
+    data["artifacts"].append(dict(data["artifacts"][0], precision="int8", calibration=calibration))
+    (copy / "manifest.json").write_text(json.dumps(data))
+    assert main(["info", str(copy)]) == 0
+    assert ("calibrated: nncf nncf-performance, metric 0.2 (within budget on openvino (AVX2 "
+            "kernels))") in capsys.readouterr().out
