@@ -8,8 +8,9 @@ same compile configuration, the same input shapes (dynamic, or the static window
 artifact's calibration checked, ``runtime.backends.openvino``) and the same CPU instruction sets
 (``cpu_isa_fingerprint``); anything else compiles anew. Blobs of another ONNX file or OpenVINO
 version are removed; blobs of other settings, shapes or CPUs stay, so machines with different
-CPUs that share an artifact directory each keep their own. Each blob has a JSON sidecar with its key and its own sha256, so a truncated or altered
-blob is detected and recompiled instead of being deserialised.
+CPUs that share an artifact directory each keep their own. Each blob has a JSON sidecar with
+its key and its own sha256, so a truncated or altered blob is detected and recompiled instead
+of being deserialised.
 
 A read-only artifact directory only costs speed: the model is compiled every time, with a
 warning.
