@@ -59,8 +59,9 @@ def test_a_cpu_backend_logs_the_advice_once_on_activation(tiny_tevit_artifacts, 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_a_per_level_export_runs_without_advice(tiny_exports, caplog, backend):
-    directory = tiny_exports("tevit", roi_align="onnx_gathered").directory
+    manifest = load_manifest(tiny_exports("tevit", roi_align="onnx_gathered").directory)
+    caplog.clear()  # the export's own log names its directory, which says onnx_gathered
     with caplog.at_level(logging.INFO, logger="runtime.backends"):
-        with open_backend(load_manifest(directory), backend, device="cpu"):
+        with open_backend(manifest, backend, device="cpu"):
             pass
-    assert not [r for r in caplog.records if "onnx_gathered" in r.getMessage()]
+    assert not [r for r in caplog.records if "ROI_ALIGN=onnx_gathered" in r.getMessage()]
