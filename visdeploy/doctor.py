@@ -63,10 +63,14 @@ def backend_checks() -> list[Check]:
     checks.append(Check("TensorRT (Python)", installed("tensorrt"),
                         trt or "not installed", install_command("trt")))
     openvino = _version("openvino")
+    from runtime.backends.cpu_isa import int8_kernel_family
+
+    family = int8_kernel_family()  # INT8 budgets hold for the family they were measured with
     checks.append(Check("OpenVINO", openvino is not None
                         or "OpenVINOExecutionProvider" in providers,
-                        openvino or ("onnxruntime EP" if "OpenVINOExecutionProvider" in providers
-                                     else "not installed"),
+                        (openvino and openvino + (f", {family} INT8 kernels" if family else ""))
+                        or ("onnxruntime EP" if "OpenVINOExecutionProvider" in providers
+                            else "not installed"),
                         "pip install openvino (Intel CPUs/GPUs/NPUs)"))
     triton = shutil.which("tritonserver")
     checks.append(Check("tritonserver", triton is not None, triton or "not on PATH",

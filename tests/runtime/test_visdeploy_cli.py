@@ -140,3 +140,13 @@ def test_info_says_where_an_int8_budget_was_measured(contract_artifacts, tmp_pat
     assert main(["info", str(copy)]) == 0
     assert ("calibrated: nncf nncf-performance, metric 0.2 (within budget on openvino (AVX2 "
             "kernels))") in capsys.readouterr().out
+
+
+def test_doctor_names_openvinos_int8_kernel_family(monkeypatch):
+    import runtime.backends.cpu_isa as cpu_isa
+    from visdeploy import doctor
+
+    monkeypatch.setattr(cpu_isa, "int8_kernel_family", lambda: "AVX-512 VNNI")
+    monkeypatch.setattr(doctor, "_version", lambda name: "2026.4.1" if name == "openvino" else None)
+    [check] = [c for c in doctor.backend_checks() if c.name == "OpenVINO"]
+    assert check.found == "2026.4.1, AVX-512 VNNI INT8 kernels"
