@@ -49,6 +49,7 @@ from speed_variants import (  # noqa: E402
 )
 
 from calibration.data import Windows  # noqa: E402
+from calibration.nncf_int8 import OVERFLOW_FIXES  # noqa: E402
 from calibration.parity import CHECK_BACKENDS  # noqa: E402
 from runtime.manifest import CONTENT_HW, load_manifest  # noqa: E402
 
@@ -280,6 +281,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--int8-engines", nargs="+", default=["modelopt", "nncf"],
                    choices=["modelopt", "nncf"],
                    help="INT8 graphs to make: the calibration's (ModelOpt) and/or NNCF's")
+    p.add_argument("--nncf-overflow-fix", choices=OVERFLOW_FIXES, default="enable",
+                   help="NNCF's 7-bit weights: on every Conv/MatMul (enable, default), the first "
+                        "layer only (first_layer: NNCF's default, the tables before 2026-12-03's "
+                        "sixth session) or none")
     p.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"])
     p.add_argument("--roi-align", default="onnx_gathered",
                    choices=["onnx", "onnx_gathered", "grid_sample"],

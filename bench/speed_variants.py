@@ -119,14 +119,15 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
     calibration windows ModelOpt gets and held to the same budget (``nncf_fallback``)."""
     from calibration.calibrate import calibration_job, openvino_static_check
     from calibration.graph import select
-    from calibration.nncf_int8 import quantize_nncf
+    from calibration.nncf_int8 import nncf_method, quantize_nncf
     from calibration.openvino_static import manifest_fields
     from calibration.report import onnx_entry, update_manifest
 
     target = prepared.directory.with_name(prepared.directory.name + "-nncf")
     manifest = load_manifest(prepared.directory)
     fp32 = manifest.artifact("onnx", "fp32")
-    if not _has_int8(target):
+    method = nncf_method(overflow_fix=args.nncf_overflow_fix)
+    if not _has_int8(target, method):
         job = calibration_job(prepared.directory, args.calib_data, options)
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -137,7 +138,7 @@ def prepare_nncf(prepared: Prepared, args, options: CalibrationOptions) -> None:
         try:
             result = quantize_nncf(target / fp32["file"], target / "model.int8.onnx",
                                    list(job.calib.windows.feeds(manifest.entry_inputs(fp32))),
-                                   exclude=exclude)
+                                   exclude=exclude, overflow_fix=args.nncf_overflow_fix)
             prepared.int8_checks["nncf"] = {**nncf_fallback(job, target / "model.int8.onnx"),
                                             "measured_on": options.check_backend}
             # the same static-shape check calibration makes (calibration/openvino_static.py)
@@ -168,9 +169,12 @@ def nncf_record(result, check, final: dict) -> dict:
             "within_budget": final.get("within_budget"), "final": final}
 
 
-def _has_int8(directory: Path) -> bool:
+def _has_int8(directory: Path, method: str) -> bool:
+    """Whether ``directory`` has an INT8 graph made with ``method`` (a workdir's NNCF graph of
+    other settings is made again)."""
     return (directory / "manifest.json").is_file() and any(
-        e["precision"] == "int8" for e in load_manifest(directory).data["artifacts"])
+        e["precision"] == "int8" and (e.get("calibration") or {}).get("method") == method
+        for e in load_manifest(directory).data["artifacts"])
 
 
 def nncf_fallback(job, path: Path) -> dict:

@@ -26,6 +26,10 @@ from calibration.int8 import Int8Result
 
 log = logging.getLogger("visdeploy.calibration")
 PRESETS = ("performance", "mixed")  # NNCF: symmetric activations / asymmetric activations
+# NNCF's overflow fix: weights of Conv/MatMul quantized to 7 bits (all of them, only the first
+# layer's: NNCF's own default, or none), OpenVINO's workaround for INT8 dot products saturating
+# on CPUs without VNNI (openvino tools/pot/docs/SaturationIssue.md)
+OVERFLOW_FIXES = ("enable", "first_layer", "disable")
 
 
 def import_nncf():
@@ -38,13 +42,15 @@ def import_nncf():
     return nncf
 
 
-def _advanced(nncf, graph_rewrites: bool):
+def _advanced(nncf, graph_rewrites: bool, overflow_fix: str):
     from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
 
+    fix = {"enable": nncf.OverflowFix.ENABLE, "first_layer": nncf.OverflowFix.FIRST_LAYER,
+           "disable": nncf.OverflowFix.DISABLE}[overflow_fix]
     if graph_rewrites:
-        return nncf.AdvancedQuantizationParameters()
+        return nncf.AdvancedQuantizationParameters(overflow_fix=fix)
     return nncf.AdvancedQuantizationParameters(
-        disable_bias_correction=True, disable_channel_alignment=True,
+        overflow_fix=fix, disable_bias_correction=True, disable_channel_alignment=True,
         smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=-1, matmul=-1))
 
 
@@ -58,7 +64,8 @@ def only_qdq_added(fp32, quantized) -> bool:
 
 def quantize_nncf(src: str | Path, dst: str | Path, feeds: list[dict[str, np.ndarray]], *,
                   exclude: set[str] = frozenset(), preset: str = "performance",
-                  transformer: bool = True, graph_rewrites: bool = False) -> Int8Result:
+                  transformer: bool = True, graph_rewrites: bool = False,
+                  overflow_fix: str = "enable") -> Int8Result:
     """Calibrate ``src`` (an FP32 ONNX file) on ``feeds`` (one engine feed dict per window, e.g.
     ``runtime.backends.base.engine_feeds``) and write NNCF's INT8 Q/DQ graph to ``dst``.
 
@@ -75,6 +82,12 @@ def quantize_nncf(src: str | Path, dst: str | Path, feeds: list[dict[str, np.nda
             block to FP32 exactly. With them on, a returned block kept SmoothQuant's Muls and
             lost its rescaled weights: the tiny IFC's outputs broke (boxes off by 320 px) with
             no Q/DQ left at all.
+        overflow_fix: ``enable`` (default: every Conv/MatMul weight in 7 bits),
+            ``first_layer`` (NNCF's default) or ``disable``. Measured on the trained tiny
+            TeViT (30 val videos, FP32 AP 29.3, no block back to FP32): ``first_layer`` scored
+            28.4 with AMX kernels, 25.1 with AVX-512 VNNI and 23.3 with AVX2; ``enable`` 31.1,
+            27.5 and 27.5 (docs/notes/lab-notebook.md, "INT8 results depend on the CPU's
+            instruction set"): better with every kernel family, most where products saturate.
     """
     import onnx
 
@@ -83,17 +96,29 @@ def quantize_nncf(src: str | Path, dst: str | Path, feeds: list[dict[str, np.nda
         raise CalibrationError("no calibration windows given for NNCF")
     if preset not in PRESETS:
         raise CalibrationError(f"NNCF preset must be one of {PRESETS}, got {preset!r}")
+    if overflow_fix not in OVERFLOW_FIXES:
+        raise CalibrationError(f"NNCF overflow fix must be one of {OVERFLOW_FIXES}, got "
+                               f"{overflow_fix!r}")
     dst = Path(dst)
     start = time.perf_counter()
-    log.info("Calibrating INT8 with NNCF (%s) on %d windows ...", preset, len(feeds))
+    log.info("Calibrating INT8 with NNCF (%s, overflow fix %s) on %d windows ...", preset,
+             overflow_fix, len(feeds))
     model = onnx.load(str(src))
     quantized = nncf.quantize(
         model, nncf.Dataset(feeds), preset=getattr(nncf.QuantizationPreset, preset.upper()),
         target_device=nncf.TargetDevice.CPU, subset_size=len(feeds),
         model_type=nncf.ModelType.TRANSFORMER if transformer else None,
         ignored_scope=nncf.IgnoredScope(names=sorted(exclude), validate=False),
-        advanced_parameters=_advanced(nncf, graph_rewrites))
+        advanced_parameters=_advanced(nncf, graph_rewrites, overflow_fix))
     onnx.save(quantized, str(dst))
     seconds = time.perf_counter() - start
     log.info("NNCF INT8 finished in %.1f s", seconds)
-    return Int8Result(dst, "nncf", f"nncf-{preset}", len(feeds), seconds)
+    return Int8Result(dst, "nncf", nncf_method(preset, overflow_fix), len(feeds), seconds)
+
+
+def nncf_method(preset: str = "performance", overflow_fix: str = "enable") -> str:
+    """The ``method`` an NNCF graph records: ``nncf-performance-7bit-weights`` with the overflow
+    fix on every layer; ``nncf-performance`` with NNCF's own default (the first layer's
+    weights in 7 bits), as graphs made before the fix was a choice record."""
+    suffix = {"enable": "-7bit-weights", "first_layer": "", "disable": "-8bit-weights"}
+    return f"nncf-{preset}{suffix[overflow_fix]}"

@@ -13,8 +13,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from calibration.errors import QuantizerUnavailableError
-from calibration.nncf_int8 import only_qdq_added, quantize_nncf
+from calibration.errors import CalibrationError, QuantizerUnavailableError
+from calibration.nncf_int8 import nncf_method, only_qdq_added, quantize_nncf
 from calibration.qdq import quantized_nodes
 
 
@@ -77,6 +77,51 @@ def test_nncf_quantizes_for_the_cpu_and_keeps_excluded_nodes_fp32(conv_graph, tm
     request = compiled.create_infer_request()
     ov_out = np.concatenate([request.infer(f)[compiled.output(0)] for f in held])
     assert np.abs(ov_out - got).max() < 0.05 * np.abs(reference).max()
+
+
+def _weight_levels(path) -> dict[str, int]:
+    """Quantized node -> the largest |integer| of its weight (127: 8 bits, 64: NNCF's 7-bit
+    weights), whether the graph stores the weight as float -> QuantizeLinear or as integers."""
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    consumer = {i: n.name for n in model.graph.node for i in n.input}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    levels = {}
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear":
+            continue
+        source = node.input[0]
+        if source in inits:  # integers stored
+            level = np.abs(inits[source].astype(np.int64)).max()
+        elif source in producer and producer[source].input[0] in inits:  # float -> Q
+            quantize = producer[source]
+            weight, scale = inits[quantize.input[0]], inits[quantize.input[1]]
+            axis = next((a.i for a in quantize.attribute if a.name == "axis"), 1)
+            shape = [1] * weight.ndim
+            if scale.size > 1:
+                shape[axis] = -1
+            level = np.abs(np.round(weight / scale.reshape(shape))).max()
+        else:
+            continue  # an activation's Q/DQ
+        levels[consumer[node.output[0]]] = int(level)
+    return levels
+
+
+@pytest.mark.parametrize("fix, expected", [
+    ("enable", {"conv_a": 64, "conv_b": 64, "head": 64}),
+    ("first_layer", {"conv_a": 64, "conv_b": 127, "head": 127}),
+    ("disable", {"conv_a": 127, "conv_b": 127, "head": 127}),
+])
+def test_the_overflow_fix_puts_weights_in_7_bits(conv_graph, tmp_path, fix, expected):
+    dst = tmp_path / f"int8_{fix}.onnx"
+    result = quantize_nncf(conv_graph, dst, _feeds(8, 0), overflow_fix=fix)
+    assert _weight_levels(dst) == expected
+    assert result.method == nncf_method("performance", fix)
+
+
+def test_an_unknown_overflow_fix_is_refused(conv_graph, tmp_path):
+    with pytest.raises(CalibrationError, match="overflow fix must be one of"):
+        quantize_nncf(conv_graph, tmp_path / "int8.onnx", _feeds(2, 0), overflow_fix="7bit")
 
 
 class _HideNNCF(importlib.abc.MetaPathFinder):
