@@ -157,3 +157,21 @@ def test_the_nncf_record_has_calibrations_fields_and_where_it_was_measured():
     assert (record["check"], record["value"], record["within_budget"]) == ("metric", -0.27, True)
     assert record["check_backend"] == "openvino" and record["check_cpu"] == int8_kernel_family()
     assert record["final"] == final
+
+
+def test_a_workdirs_nncf_graph_of_other_settings_is_made_again(tmp_path):
+    import json
+
+    from speed_variants import _has_int8
+
+    from calibration.nncf_int8 import nncf_method
+
+    directory = rt_fixtures.build_contract_artifacts(tmp_path / "art")
+    assert not _has_int8(directory, nncf_method())
+    data = json.loads((directory / "manifest.json").read_text())
+    old = {"engine": "nncf", "method": nncf_method(overflow_fix="first_layer")}
+    data["artifacts"].append(dict(data["artifacts"][0], precision="int8", calibration=old))
+    (directory / "manifest.json").write_text(json.dumps(data))
+    assert old["method"] == "nncf-performance"  # what graphs made before the choice record
+    assert not _has_int8(directory, nncf_method())
+    assert _has_int8(directory, nncf_method(overflow_fix="first_layer"))
