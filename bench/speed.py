@@ -281,7 +281,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--int8-engines", nargs="+", default=["modelopt", "nncf"],
                    choices=["modelopt", "nncf"],
                    help="INT8 graphs to make: the calibration's (ModelOpt) and/or NNCF's")
-    p.add_argument("--nncf-overflow-fix", choices=OVERFLOW_FIXES, default="enable",
+    p.add_argument("--nncf-overflow-fix", choices=list(OVERFLOW_FIXES), default="enable",
                    help="NNCF's 7-bit weights: on every Conv/MatMul (enable, default), the first "
                         "layer only (first_layer: NNCF's default, the tables before 2026-12-03's "
                         "sixth session) or none")

@@ -28,8 +28,10 @@ log = logging.getLogger("visdeploy.calibration")
 PRESETS = ("performance", "mixed")  # NNCF: symmetric activations / asymmetric activations
 # NNCF's overflow fix: weights of Conv/MatMul quantized to 7 bits (all of them, only the first
 # layer's: NNCF's own default, or none), OpenVINO's workaround for INT8 dot products saturating
-# on CPUs without VNNI (openvino tools/pot/docs/SaturationIssue.md)
-OVERFLOW_FIXES = ("enable", "first_layer", "disable")
+# on CPUs without VNNI (openvino tools/pot/docs/SaturationIssue.md). Our name -> (the
+# nncf.OverflowFix member, the suffix of the method a graph records: ``nncf_method``).
+OVERFLOW_FIXES = {"enable": ("ENABLE", "-7bit-weights"), "first_layer": ("FIRST_LAYER", ""),
+                  "disable": ("DISABLE", "-8bit-weights")}
 
 
 def import_nncf():
@@ -45,8 +47,7 @@ def import_nncf():
 def _advanced(nncf, graph_rewrites: bool, overflow_fix: str):
     from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
 
-    fix = {"enable": nncf.OverflowFix.ENABLE, "first_layer": nncf.OverflowFix.FIRST_LAYER,
-           "disable": nncf.OverflowFix.DISABLE}[overflow_fix]
+    fix = getattr(nncf.OverflowFix, OVERFLOW_FIXES[overflow_fix][0])
     if graph_rewrites:
         return nncf.AdvancedQuantizationParameters(overflow_fix=fix)
     return nncf.AdvancedQuantizationParameters(
@@ -97,8 +98,8 @@ def quantize_nncf(src: str | Path, dst: str | Path, feeds: list[dict[str, np.nda
     if preset not in PRESETS:
         raise CalibrationError(f"NNCF preset must be one of {PRESETS}, got {preset!r}")
     if overflow_fix not in OVERFLOW_FIXES:
-        raise CalibrationError(f"NNCF overflow fix must be one of {OVERFLOW_FIXES}, got "
-                               f"{overflow_fix!r}")
+        raise CalibrationError(f"NNCF overflow fix must be one of {tuple(OVERFLOW_FIXES)}, "
+                               f"got {overflow_fix!r}")
     dst = Path(dst)
     start = time.perf_counter()
     log.info("Calibrating INT8 with NNCF (%s, overflow fix %s) on %d windows ...", preset,
@@ -120,5 +121,4 @@ def nncf_method(preset: str = "performance", overflow_fix: str = "enable") -> st
     """The ``method`` an NNCF graph records: ``nncf-performance-7bit-weights`` with the overflow
     fix on every layer; ``nncf-performance`` with NNCF's own default (the first layer's
     weights in 7 bits), as graphs made before the fix was a choice record."""
-    suffix = {"enable": "-7bit-weights", "first_layer": "", "disable": "-8bit-weights"}
-    return f"nncf-{preset}{suffix[overflow_fix]}"
+    return f"nncf-{preset}{OVERFLOW_FIXES[overflow_fix][1]}"
